@@ -1,0 +1,102 @@
+"""What smsrouter stores: who talked (Backend, Connection, Contact) and what was said (Message).
+
+The Message row, not any task or channel message, is the record of an SMS: every later
+stage (routing, sending, delivery reports, recovery) starts from its id and its status.
+"""
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import Q
+
+
+class Backend(models.Model):
+    """One name of INSTALLED_BACKENDS, as messages refer to it."""
+
+    name = models.CharField(max_length=100, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    """A person, who may reach us through several connections."""
+
+    name = models.CharField(max_length=100, blank=True)
+    language = models.CharField(max_length=10, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name or f"Contact {self.pk}"
+
+
+class Connection(models.Model):
+    """A phone number (or other address) on one backend."""
+
+    backend = models.ForeignKey(Backend, on_delete=models.CASCADE, related_name="connections")
+    identity = models.CharField(max_length=100)
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="connections"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["backend", "identity"], name="smsrouter_connection_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.identity} via {self.backend}"
+
+
+class Direction(models.TextChoices):
+    IN = "in", "incoming"
+    OUT = "out", "outgoing"
+
+
+class Status(models.TextChoices):
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    HANDLED = "handled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class Message(models.Model):
+    """One SMS, in or out.
+
+    `backend` repeats `connection.backend` so that the database itself can refuse a second
+    copy of a gateway's message id: gateways retry webhooks, and a retry must not be routed.
+    """
+
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    backend = models.ForeignKey(Backend, on_delete=models.CASCADE, related_name="messages")
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="messages")
+    text = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    in_response_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="responses"
+    )
+    fields = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["backend", "direction", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="smsrouter_message_external_id_unique",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["connection", "created_at"], name="smsrouter_conversation"),
+            models.Index(fields=["status", "updated_at"], name="smsrouter_status_age"),
+        ]
+
+    def __str__(self) -> str:
+        arrow = "←" if self.direction == Direction.IN else "→"
+        return f"{arrow} {self.connection.identity}: {self.text[:40]}"
