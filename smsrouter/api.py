@@ -1,0 +1,108 @@
+"""The public API: `incoming()` is the one entry point for inbound SMS, `send()` for outbound."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+
+from smsrouter import conf, dispatch, inbound, outbound
+from smsrouter.backends import backends
+from smsrouter.connections import get_connection
+from smsrouter.messages import IncomingMessage, OutgoingMessage
+from smsrouter.models import Connection
+
+
+async def aincoming(
+    backend_name: str,
+    identity: str,
+    text: str,
+    *,
+    external_id: str | None = None,
+    fields: dict[str, Any] | None = None,
+) -> IncomingMessage:
+    """Accept one SMS from `identity` on `backend_name`: store it, then route it.
+
+    A message whose `external_id` this backend has sent before is returned as stored and
+    not routed again: gateways retry webhooks.
+    """
+    backends[backend_name]  # UnknownBackend before anything is written
+    dispatch.mode()  # ConfigurationError, likewise
+    if not isinstance(identity, str) or not identity:
+        raise ValueError("identity must be a non-empty string.")
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, not {type(text).__name__}.")
+    msg, is_new = await sync_to_async(inbound.store, thread_sensitive=True)(
+        backend_name, identity, text, external_id, fields
+    )
+    if is_new:
+        await dispatch.route(msg)
+    return msg
+
+
+def incoming(
+    backend_name: str,
+    identity: str,
+    text: str,
+    *,
+    external_id: str | None = None,
+    fields: dict[str, Any] | None = None,
+) -> IncomingMessage:
+    """The blocking twin of `aincoming()`, for views, shells and management commands."""
+    return async_to_sync(aincoming)(
+        backend_name, identity, text, external_id=external_id, fields=fields
+    )
+
+
+Recipients = Connection | str | Iterable[Connection | str]
+
+
+async def asend(text: str, to: Recipients, *, backend: str | None = None) -> list[OutgoingMessage]:
+    """Send `text` to each recipient: Connections, or identities on `backend`.
+
+    `backend` may be left out when INSTALLED_BACKENDS has only one entry. Each message is
+    stored; the returned objects carry each one's status.
+    """
+    recipients = [to] if isinstance(to, (str, Connection)) else list(to)
+    connections = await sync_to_async(_connections_for, thread_sensitive=True)(recipients, backend)
+    messages = [OutgoingMessage(text, connection) for connection in connections]
+    if messages:
+        await outbound.deliver(messages)
+    return messages
+
+
+def send(text: str, to: Recipients, *, backend: str | None = None) -> list[OutgoingMessage]:
+    """The blocking twin of `asend()`."""
+    return async_to_sync(asend)(text, to, backend=backend)
+
+
+def _connections_for(recipients: list[Connection | str], backend: str | None) -> list[Connection]:
+    if backend is not None:
+        backends[backend]  # UnknownBackend
+    connections = []
+    for recipient in recipients:
+        if isinstance(recipient, Connection):
+            connection = recipient
+            if not Connection._meta.get_field("backend").is_cached(connection):
+                connection = Connection.objects.select_related("backend").get(pk=connection.pk)
+            backends[connection.backend.name]  # UnknownBackend
+            if backend is not None and connection.backend.name != backend:
+                raise ValueError(
+                    f"Connection {connection} is on backend {connection.backend.name!r}, "
+                    f"not {backend!r}; leave backend= out to use the connection's own."
+                )
+            connections.append(connection)
+        elif isinstance(recipient, str) and recipient:
+            connections.append(get_connection(backend or _only_backend(), recipient))
+        else:
+            raise ValueError(f"Recipients must be Connections or non-empty strings, not {recipient!r}.")
+    return connections
+
+
+def _only_backend() -> str:
+    names = list(conf.installed_backends())
+    if len(names) != 1:
+        raise ValueError(
+            "send() to a phone number needs backend=... when INSTALLED_BACKENDS has "
+            f"{len(names)} entries ({', '.join(names) or 'none'})."
+        )
+    return names[0]

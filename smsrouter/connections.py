@@ -1,0 +1,69 @@
+"""Backend and Connection rows by name, cached per process.
+
+Every inbound message needs its Connection; looking it up costs two queries, and the same
+numbers write again and again. Only rows known to be committed enter the cache (through
+`on_commit`), so a transaction that rolls back, as every test does, leaves nothing stale;
+deleting a row evicts it.
+"""
+
+from collections import OrderedDict
+
+from django.db import transaction
+from django.db.models.signals import post_delete
+
+from smsrouter.models import Backend, Connection
+
+MAX_CACHED_CONNECTIONS = 10_000
+
+_backends: dict[str, Backend] = {}
+_connections: "OrderedDict[tuple[str, str], Connection]" = OrderedDict()
+
+
+def get_backend(name: str) -> Backend:
+    """The Backend row for `name`, created on first use."""
+    if (backend := _backends.get(name)) is not None:
+        return backend
+    backend, _ = Backend.objects.get_or_create(name=name)
+    transaction.on_commit(lambda: _backends.__setitem__(name, backend))
+    return backend
+
+
+def get_connection(backend_name: str, identity: str) -> Connection:
+    """The Connection for `identity` on `backend_name`, with its backend loaded."""
+    key = (backend_name, identity)
+    if (connection := _connections.get(key)) is not None:
+        _connections.move_to_end(key)
+        return connection
+    backend = get_backend(backend_name)
+    connection, _ = Connection.objects.get_or_create(backend=backend, identity=identity)
+    connection.backend = backend
+    transaction.on_commit(lambda: _remember(key, connection))
+    return connection
+
+
+def _remember(key: tuple[str, str], connection: Connection) -> None:
+    _connections[key] = connection
+    if len(_connections) > MAX_CACHED_CONNECTIONS:
+        _connections.popitem(last=False)
+
+
+def clear() -> None:
+    """Forget every cached row; for tests that flush the database."""
+    _backends.clear()
+    _connections.clear()
+
+
+def _evict_backend(sender: type, instance: Backend, **kwargs: object) -> None:
+    _backends.pop(instance.name, None)
+    for key in [key for key in _connections if key[0] == instance.name]:
+        del _connections[key]
+
+
+def _evict_connection(sender: type, instance: Connection, **kwargs: object) -> None:
+    for key, cached in list(_connections.items()):
+        if cached.pk == instance.pk:
+            del _connections[key]
+
+
+post_delete.connect(_evict_backend, sender=Backend, dispatch_uid="smsrouter-evict-backend")
+post_delete.connect(_evict_connection, sender=Connection, dispatch_uid="smsrouter-evict-connection")

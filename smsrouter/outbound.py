@@ -1,0 +1,91 @@
+"""Outgoing messages from a reply or a send() call to the gateway.
+
+Every outgoing message is stored ("queued") before apps may cancel it and before any
+gateway sees it, so that a support person can always tell what happened to it.
+"""
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from smsrouter import dispatch
+from smsrouter.backends import backends
+from smsrouter.messages import OutgoingMessage
+from smsrouter.models import Direction, Message, Status
+from smsrouter.router import Router
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+
+
+async def deliver(messages: Sequence[OutgoingMessage], router: Router | None = None) -> None:
+    """Store the messages, run the apps' outgoing phase, and hand the rest on for sending."""
+    await sync_to_async(store, thread_sensitive=True)(messages)
+    router = router or Router()
+    cancelled = []
+    for msg in messages:
+        if (app := await router.outgoing(msg)) is not None:
+            msg.status, msg.error = Status.FAILED, f"cancelled by {app}.outgoing()"
+            cancelled.append(msg)
+    if cancelled:
+        await sync_to_async(save_outcomes, thread_sensitive=True)(cancelled)
+    ready = [msg for msg in messages if msg.status == Status.QUEUED]
+    if ready:
+        await dispatch.send(ready)
+
+
+def store(messages: Sequence[OutgoingMessage]) -> None:
+    records = [
+        Message(
+            direction=Direction.OUT,
+            backend_id=msg.connection.backend_id,
+            connection=msg.connection,
+            text=msg.text,
+            status=Status.QUEUED,
+            in_response_to_id=msg.in_response_to.id if msg.in_response_to else None,
+        )
+        for msg in messages
+    ]
+    Message.objects.bulk_create(records, batch_size=BATCH_SIZE)
+    for msg, record in zip(messages, records):
+        msg.record = record
+
+
+async def send_now(messages: Sequence[OutgoingMessage]) -> None:
+    """Send in this process: one backend call per backend, then record each outcome."""
+    by_backend: dict[str, list[OutgoingMessage]] = defaultdict(list)
+    for msg in messages:
+        by_backend[msg.backend_name].append(msg)
+    await asyncio.gather(*(_send_batch(name, batch) for name, batch in by_backend.items()))
+    await sync_to_async(save_outcomes, thread_sensitive=True)(messages)
+
+
+async def _send_batch(backend_name: str, batch: list[OutgoingMessage]) -> None:
+    try:
+        await backends[backend_name].send(batch)
+    except Exception as exc:
+        logger.exception("backend %s failed to send messages %s", backend_name, [m.id for m in batch])
+        for msg in batch:
+            msg.status, msg.error = Status.FAILED, f"{type(exc).__name__}: {exc}"
+        return
+    for msg in batch:
+        if msg.status != Status.FAILED:
+            msg.status = Status.SENT
+
+
+def save_outcomes(messages: Sequence[OutgoingMessage]) -> None:
+    now = timezone.now()
+    records = []
+    for msg in messages:
+        record = msg.record
+        record.status, record.error, record.external_id = msg.status, msg.error, msg.external_id
+        record.updated_at = now
+        records.append(record)
+    Message.objects.bulk_update(
+        records, ["status", "error", "external_id", "updated_at"], batch_size=BATCH_SIZE
+    )

@@ -1,0 +1,179 @@
+"""The Router and the App base class.
+
+A new Router routes each message: no global router, no route process, no threads of ours.
+Whether each phase of each app is `def` or `async def` is decided once, when the app
+classes load, not for every message.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+from smsrouter import conf
+from smsrouter.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from smsrouter.messages import IncomingMessage, OutgoingMessage
+
+logger = logging.getLogger(__name__)
+
+PHASES = ("start", "filter", "parse", "handle", "default", "cleanup", "outgoing")
+
+
+class App:
+    """Subclass this and override only the phases you need.
+
+    A phase may be `def` (it runs off the event loop, so it may use the ORM) or
+    `async def` (awaited on the loop, so it must not block).
+    """
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def start(self) -> None:
+        """Once per router, before the first message it routes."""
+
+    def filter(self, msg: IncomingMessage) -> bool:
+        """Return True to drop the message: no parse, handle or default; cleanup still runs."""
+        return False
+
+    def parse(self, msg: IncomingMessage) -> None:
+        """Annotate `msg.fields` for the apps after this one."""
+
+    def handle(self, msg: IncomingMessage) -> bool:
+        """Return True when handled: later apps' handle() and the default phase are skipped."""
+        return False
+
+    def default(self, msg: IncomingMessage) -> bool:
+        """Runs only if no app handled the message; True stops the default phase."""
+        return False
+
+    def cleanup(self, msg: IncomingMessage) -> None:
+        """Always runs, even when a filter dropped the message or an app raised."""
+
+    def outgoing(self, msg: OutgoingMessage) -> bool:
+        """Return False to cancel this outgoing message. Apps run in reverse order."""
+        return True
+
+
+# What a phase answers when the app does not override it or raises: routing goes on as if
+# the app had no opinion.
+NEUTRAL: dict[str, Any] = {"filter": False, "handle": False, "default": False, "outgoing": True}
+
+
+@dataclass(frozen=True)
+class BoundApp:
+    """An app class with, per phase, whether it is overridden and whether it is async."""
+
+    app_class: type[App]
+    kinds: dict[str, bool]  # phase -> is coroutine function; absent when not overridden
+
+    @classmethod
+    def of(cls, app_class: type[App]) -> BoundApp:
+        kinds = {
+            phase: inspect.iscoroutinefunction(getattr(app_class, phase))
+            for phase in PHASES
+            if getattr(app_class, phase) is not getattr(App, phase)
+        }
+        return cls(app_class, kinds)
+
+
+def resolve_app(path: str) -> type[App]:
+    """Import one SMSROUTER_APPS entry: an App subclass, or a handler that adapts itself."""
+    try:
+        obj = import_string(path)
+    except ImportError as exc:
+        raise ConfigurationError(f"SMSROUTER_APPS: cannot import {path!r}: {exc}") from exc
+    if isinstance(obj, type) and issubclass(obj, App):
+        return obj
+    if isinstance(obj, type) and hasattr(obj, "as_app"):
+        return obj.as_app()
+    raise ConfigurationError(
+        f"SMSROUTER_APPS: {path!r} is not a subclass of smsrouter.App or a handler."
+    )
+
+
+_loaded: list[BoundApp] | None = None
+
+
+def loaded_apps() -> list[BoundApp]:
+    """SMSROUTER_APPS, imported and bound once per process (again if the setting changes)."""
+    global _loaded
+    if _loaded is None:
+        _loaded = [BoundApp.of(resolve_app(path)) for path in conf.get("SMSROUTER_APPS")]
+    return _loaded
+
+
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    global _loaded
+    if setting == "SMSROUTER_APPS":
+        _loaded = None
+
+
+setting_changed.connect(_reset, dispatch_uid="smsrouter-reset-apps")
+
+
+class Router:
+    """Routes one message (or one batch of outgoing messages) through the apps."""
+
+    def __init__(self, apps: Sequence[type[App]] | None = None) -> None:
+        bound = loaded_apps() if apps is None else [BoundApp.of(app) for app in apps]
+        self.apps = [(entry.app_class(self), entry.kinds) for entry in bound]
+        self._started = False
+
+    async def incoming(self, msg: IncomingMessage) -> None:
+        """Run the inbound phases. Apps' exceptions are logged, never raised."""
+        await self._start(msg)
+        try:
+            if await self._first_true("filter", msg):
+                return
+            for app, kinds in self.apps:
+                await self._call(app, kinds, "parse", msg)
+            if await self._first_true("handle", msg) or await self._first_true("default", msg):
+                return
+            if response := conf.get("SMSROUTER_DEFAULT_RESPONSE"):
+                msg.respond(response)
+        finally:
+            for app, kinds in self.apps:
+                await self._call(app, kinds, "cleanup", msg)
+
+    async def outgoing(self, msg: OutgoingMessage) -> str | None:
+        """Run the outgoing phase, apps in reverse order; the name of a cancelling app, if any."""
+        await self._start(msg)
+        for app, kinds in reversed(self.apps):
+            if await self._call(app, kinds, "outgoing", msg) is False:
+                return type(app).__name__
+        return None
+
+    async def _start(self, msg: IncomingMessage | OutgoingMessage) -> None:
+        if not self._started:
+            self._started = True
+            for app, kinds in self.apps:
+                await self._call(app, kinds, "start", msg)
+
+    async def _first_true(self, phase: str, msg: IncomingMessage) -> bool:
+        for app, kinds in self.apps:
+            if await self._call(app, kinds, phase, msg) is True:
+                return True
+        return False
+
+    async def _call(self, app: App, kinds: dict[str, bool], phase: str, msg: Any) -> Any:
+        if phase not in kinds:
+            return NEUTRAL.get(phase)
+        method = getattr(app, phase)
+        args = () if phase == "start" else (msg,)
+        try:
+            if kinds[phase]:
+                return await method(*args)
+            return await sync_to_async(method, thread_sensitive=True)(*args)
+        except Exception:
+            logger.exception("%s.%s() raised on message %s", type(app).__name__, phase, msg.id)
+            return NEUTRAL.get(phase)
