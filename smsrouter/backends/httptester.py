@@ -1,0 +1,24 @@
+"""The backend behind the httptester page: a phone simulated in the browser.
+
+Nothing leaves the machine. A reply is "sent" once it is stored, since the page reads the
+conversation from the database.
+"""
+
+from collections.abc import Sequence
+
+from django.http import HttpRequest
+
+from smsrouter.backends.base import BaseBackend, Inbound, form_inbound
+from smsrouter.messages import OutgoingMessage
+
+
+class HttpTesterBackend(BaseBackend):
+    """Takes form posts with `identity` and `text`, at /httptester/<name>/ or /backend/<name>/."""
+
+    inbound_methods = ("POST",)
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Nothing to hand over: the httptester page reads replies from the database."""
+
+    def parse_inbound(self, request: HttpRequest) -> Inbound:
+        return form_inbound(request, "identity", "text")

@@ -1,0 +1,176 @@
+"""System checks: wrong settings fail at start-up with a hint that says what to write.
+
+Ids come in blocks per setting and are never reused: E00x INSTALLED_BACKENDS,
+E01x SMSROUTER_PROCESSING, E02x SMSROUTER_APPS, E03x SMSROUTER_DEFAULT_RESPONSE.
+"""
+
+import importlib
+import re
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.core.checks import CheckMessage, Error
+from django.utils.module_loading import import_string
+
+from smsrouter import conf, dispatch
+from smsrouter.backends.base import BaseBackend
+from smsrouter.exceptions import ConfigurationError
+from smsrouter.router import App, resolve_app
+
+BACKEND_NAME = re.compile(r"^[\w.@+-]+$")
+
+E001 = Error(
+    "INSTALLED_BACKENDS must be a non-empty dict of {name: {'ENGINE': ...}}.",
+    hint="INSTALLED_BACKENDS = {'httptester': {'ENGINE': "
+    "'smsrouter.backends.httptester.HttpTesterBackend'}}",
+    id="smsrouter.E001",
+)
+E020 = Error(
+    "SMSROUTER_APPS must be a list of dotted paths to App classes.",
+    hint="SMSROUTER_APPS = ['smsrouter.contrib.echo.EchoApp']",
+    id="smsrouter.E020",
+)
+E030 = Error(
+    "SMSROUTER_DEFAULT_RESPONSE must be a string, or None for no default reply.",
+    hint="SMSROUTER_DEFAULT_RESPONSE = \"Sorry, I didn't understand.\"",
+    id="smsrouter.E030",
+)
+
+
+def check_backends(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    configured = getattr(settings, "INSTALLED_BACKENDS", None)
+    if not isinstance(configured, dict) or not configured:
+        return [E001]
+    errors: list[CheckMessage] = []
+    for name, config in configured.items():
+        if not isinstance(name, str) or not BACKEND_NAME.match(name):
+            errors.append(Error(
+                f"Backend name {name!r} cannot appear in a URL.",
+                hint="Use letters, digits and . _ - @ + only, e.g. 'kannel-mtn'.",
+                id="smsrouter.E006",
+            ))
+            continue
+        if not isinstance(config, dict):
+            errors.append(Error(
+                f"INSTALLED_BACKENDS[{name!r}] must be a dict, not {type(config).__name__}.",
+                hint=f"INSTALLED_BACKENDS[{name!r}] = {{'ENGINE': "
+                "'smsrouter.backends.<module>.<Class>'}",
+                id="smsrouter.E001",
+            ))
+            continue
+        engine = config.get("ENGINE")
+        if not engine:
+            errors.append(Error(
+                f"Backend {name!r} has no ENGINE.",
+                hint="Add 'ENGINE': 'smsrouter.backends.<module>.<Class>', for example "
+                "'smsrouter.backends.httptester.HttpTesterBackend'.",
+                id="smsrouter.E002",
+            ))
+        elif module := _as_module(engine):  # what RapidSMS's docs taught people to write
+            errors.append(Error(
+                f"Backend {name!r}: ENGINE {engine!r} is a module, not a class.",
+                hint=_did_you_mean(module, BaseBackend, "'<module>.<BackendClass>'"),
+                id="smsrouter.E004",
+            ))
+        else:
+            errors += _check_engine(name, engine, config)
+    return errors
+
+
+def _check_engine(name: str, engine: str, config: dict[str, Any]) -> list[CheckMessage]:
+    try:
+        backend_class = import_string(engine)
+    except ImportError as exc:
+        return [Error(f"Backend {name!r}: cannot import ENGINE {engine!r}.",
+                      hint=f"{exc}. Check the dotted path to the backend class.",
+                      id="smsrouter.E003")]
+    if not (isinstance(backend_class, type) and issubclass(backend_class, BaseBackend)):
+        return [Error(f"Backend {name!r}: ENGINE {engine!r} is not a backend class.",
+                      hint="ENGINE must name a subclass of "
+                      "smsrouter.backends.base.BaseBackend.",
+                      id="smsrouter.E004")]
+    options = {key: value for key, value in config.items() if key != "ENGINE"}
+    return backend_class.check_config(name, options)
+
+
+def check_processing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    configured = conf.get("SMSROUTER_PROCESSING")
+    if configured in dispatch.MODES:
+        return []
+    return [Error(
+        f"SMSROUTER_PROCESSING = {configured!r} is not a processing mode.",
+        hint=f"Use one of {', '.join(map(repr, dispatch.MODES))}; "
+        f"SMSROUTER_PROCESSING = {dispatch.INLINE!r} routes in the request.",
+        id="smsrouter.E010",
+    )]
+
+
+def check_apps(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    paths = conf.get("SMSROUTER_APPS")
+    if not isinstance(paths, (list, tuple)) or not all(isinstance(p, str) for p in paths):
+        return [E020]
+    errors: list[CheckMessage] = []
+    for path in paths:
+        if module := _as_module(path):  # a Django app label where a class belongs
+            errors.append(Error(
+                f"SMSROUTER_APPS: {path!r} is a module, not an App class.",
+                hint=_did_you_mean(module, App, "'<module>.<AppClass>'"),
+                id="smsrouter.E022",
+            ))
+            continue
+        try:
+            import_string(path)
+        except ImportError as exc:
+            errors.append(Error(f"SMSROUTER_APPS: cannot import {path!r}.",
+                                hint=f"{exc}. Check the dotted path, e.g. "
+                                "'smsrouter.contrib.echo.EchoApp'.",
+                                id="smsrouter.E021"))
+            continue
+        try:
+            resolve_app(path)
+        except ConfigurationError as exc:
+            errors.append(Error(str(exc),
+                                hint="List subclasses of smsrouter.App, or of KeywordHandler "
+                                "or PatternHandler from smsrouter.contrib.handlers.",
+                                id="smsrouter.E022"))
+    return errors
+
+
+def check_default_response(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    value = conf.get("SMSROUTER_DEFAULT_RESPONSE")
+    return [] if value is None or isinstance(value, str) else [E030]
+
+
+def _as_module(path: str) -> ModuleType | None:
+    """The module at `path`, if it is one: importing it is the only reliable test."""
+    try:
+        return importlib.import_module(path)
+    except ImportError:
+        return None
+
+
+def _did_you_mean(module: ModuleType, base: type, pattern: str) -> str:
+    found = [
+        f"'{module.__name__}.{name}'"
+        for name, obj in vars(module).items()
+        if isinstance(obj, type) and issubclass(obj, base) and obj.__module__ == module.__name__
+    ]
+    if found:
+        return f"Did you mean {' or '.join(found)}?"
+    return f"Name a class in it: {pattern}."
+
+
+CHECKS: tuple[Callable[..., list[CheckMessage]], ...] = (
+    check_backends,
+    check_processing,
+    check_apps,
+    check_default_response,
+)
+
+
+def register() -> None:
+    for check in CHECKS:
+        checks.register(check, "smsrouter")

@@ -1,0 +1,10 @@
+"""`path("", include("smsrouter.urls"))` gives every backend its webhook URL."""
+
+from django.urls import path
+
+from smsrouter import views
+
+app_name = "smsrouter"
+urlpatterns = [
+    path("backend/<str:backend_name>/", views.inbound, name="inbound"),
+]
