@@ -1,0 +1,85 @@
+"""A pytest plugin: the `sms` fixture routes messages in memory, like Django's mail.outbox.
+
+pytest loads this module in every project that installs smsrouter, before Django is
+configured: so it imports nothing of Django or smsrouter at module level, and it has no
+autouse fixtures.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from smsrouter.messages import OutgoingMessage
+
+TEST_BACKEND = "test"
+LOCMEM = "smsrouter.backends.locmem.LocmemBackend"
+
+
+class Outbox(list["OutgoingMessage"]):
+    """Messages sent, oldest first."""
+
+    def texts(self) -> list[str]:
+        return [message.text for message in self]
+
+
+class Harness:
+    """Receive SMS as a phone would, and read what was sent back.
+
+    Every configured backend is swapped for an in-memory one, so nothing reaches a gateway.
+    """
+
+    def __init__(self, backend: str = TEST_BACKEND) -> None:
+        from smsrouter.backends import locmem
+
+        self.backend = backend
+        self._sent = locmem.outbox
+        self._sent.clear()
+
+    @property
+    def outbox(self) -> Outbox:
+        """Everything sent since the test began, through any backend."""
+        return Outbox(self._sent)
+
+    def receive(
+        self, text: str, identity: str = "+15550000001", backend: str | None = None, **kwargs: Any
+    ) -> Outbox:
+        """Route `text` from `identity`; the replies it got, once routing has finished."""
+        from smsrouter.api import incoming
+
+        return Outbox(incoming(backend or self.backend, identity, text, **kwargs).responses)
+
+    async def areceive(
+        self, text: str, identity: str = "+15550000001", backend: str | None = None, **kwargs: Any
+    ) -> Outbox:
+        from smsrouter.api import aincoming
+
+        msg = await aincoming(backend or self.backend, identity, text, **kwargs)
+        return Outbox(msg.responses)
+
+
+@pytest.fixture
+def sms(request: pytest.FixtureRequest, settings: Any, db: None) -> Harness:
+    """An in-memory SMS harness: inline processing, every backend in memory.
+
+    Mark a test `@pytest.mark.sms_apps("dotted.App", ...)` to route it through those apps.
+    """
+    if marker := request.node.get_closest_marker("sms_apps"):
+        settings.SMSROUTER_APPS = list(marker.args)
+    names = [*getattr(settings, "INSTALLED_BACKENDS", {}), TEST_BACKEND]
+    settings.INSTALLED_BACKENDS = {name: {"ENGINE": LOCMEM} for name in names}
+    settings.SMSROUTER_PROCESSING = "inline"
+    return Harness()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sms_apps(*paths): SMSROUTER_APPS for the `sms` fixture")
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Forget cached Backend and Connection rows: the test's database is gone."""
+    if (connections := sys.modules.get("smsrouter.connections")) is not None:
+        connections.clear()
