@@ -79,13 +79,23 @@ async def _send_batch(backend_name: str, batch: list[OutgoingMessage]) -> None:
 
 
 def save_outcomes(messages: Sequence[OutgoingMessage]) -> None:
+    """Record each message's outcome: one UPDATE per distinct outcome, as most are alike.
+
+    Gateway ids differ per message, so messages that carry one are updated row by row.
+    """
     now = timezone.now()
-    records = []
+    alike: dict[tuple[str, str], list[int]] = defaultdict(list)
+    with_ids = []
     for msg in messages:
         record = msg.record
         record.status, record.error, record.external_id = msg.status, msg.error, msg.external_id
         record.updated_at = now
-        records.append(record)
+        if msg.external_id is None:
+            alike[(msg.status, msg.error)].append(record.pk)
+        else:
+            with_ids.append(record)
+    for (status, error), ids in alike.items():
+        Message.objects.filter(pk__in=ids).update(status=status, error=error, updated_at=now)
     Message.objects.bulk_update(
-        records, ["status", "error", "external_id", "updated_at"], batch_size=BATCH_SIZE
+        with_ids, ["status", "error", "external_id", "updated_at"], batch_size=BATCH_SIZE
     )
