@@ -1,0 +1,31 @@
+"""The demo's own SMS commands: a keyword handler and a pattern handler."""
+
+from smsrouter.contrib.handlers import KeywordHandler, PatternHandler
+from smsrouter.models import Contact
+
+
+class JoinHandler(KeywordHandler):
+    """`join <name>` registers the sender as a contact under that name."""
+
+    keyword = "join|register"
+
+    def help(self) -> None:
+        self.respond("To register, send JOIN followed by your name.")
+
+    def handle(self, text: str) -> None:
+        connection = self.msg.connection
+        if connection.contact_id is None:
+            connection.contact = Contact.objects.create(name=text)
+            connection.save(update_fields=["contact"])
+        else:
+            Contact.objects.filter(pk=connection.contact_id).update(name=text)
+        self.respond(f"Thank you {text}, you are registered.")
+
+
+class AddHandler(PatternHandler):
+    """`add 2 3` answers 5."""
+
+    pattern = r"add\s+(-?\d+)\s*(?:\+|plus|and)?\s*(-?\d+)"
+
+    def handle(self, first: str, second: str) -> None:
+        self.respond(f"{first} + {second} = {int(first) + int(second)}")
