@@ -1,0 +1,50 @@
+# The two commands of the README: `make run` and `make test`. Both set everything up
+# themselves and are safe to repeat: a step runs again only when its inputs change.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+
+.PHONY: run test bench browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[dev,bench]'
+	touch $@
+
+## run: serve the demo on http://127.0.0.1:$(PORT)/ (SQLite, inline processing)
+run: $(VENV)/.installed-run
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python -m uvicorn demo.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan off
+
+## test: the whole suite, with coverage
+test: $(VENV)/.installed-dev browser
+	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
+
+## browser: Debian's chromium for the web UI tests, installed when missing
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "chromium is missing and this is not root: browser tests will skip."; fi; }
+
+## bench: the benchmarks under bench/ (by hand, not in CI)
+bench: $(VENV)/.installed-bench
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python bench/incoming.py
+	$(BIN)/python bench/asgi_servers.py
+
+clean:
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .coverage
