@@ -1,0 +1,155 @@
+"""Apps the tests route through. Each records the phases it saw in `calls`."""
+
+import asyncio
+
+from smsrouter import App
+from smsrouter.contrib.handlers import KeywordHandler, PatternHandler
+from smsrouter.messages import IncomingMessage, OutgoingMessage
+from smsrouter.models import Contact
+
+calls: list[str] = []
+
+
+class Recorder(App):
+    """Records every phase; answers like a polite bystander (handles nothing)."""
+
+    def start(self) -> None:
+        calls.append(f"{type(self).__name__}.start")
+
+    def filter(self, msg: IncomingMessage) -> bool:
+        calls.append(f"{type(self).__name__}.filter")
+        return False
+
+    def parse(self, msg: IncomingMessage) -> None:
+        calls.append(f"{type(self).__name__}.parse")
+
+    def handle(self, msg: IncomingMessage) -> bool:
+        calls.append(f"{type(self).__name__}.handle")
+        return False
+
+    def default(self, msg: IncomingMessage) -> bool:
+        calls.append(f"{type(self).__name__}.default")
+        return False
+
+    def cleanup(self, msg: IncomingMessage) -> None:
+        calls.append(f"{type(self).__name__}.cleanup")
+
+    def outgoing(self, msg: OutgoingMessage) -> bool:
+        calls.append(f"{type(self).__name__}.outgoing")
+        return True
+
+
+class First(Recorder):
+    pass
+
+
+class Second(Recorder):
+    pass
+
+
+class DropSpam(Recorder):
+    def filter(self, msg: IncomingMessage) -> bool:
+        super().filter(msg)
+        return "spam" in msg.text
+
+
+class Handles(Recorder):
+    def handle(self, msg: IncomingMessage) -> bool:
+        super().handle(msg)
+        msg.respond(f"handled {msg.text}")
+        return True
+
+
+class Defaults(Recorder):
+    def default(self, msg: IncomingMessage) -> bool:
+        super().default(msg)
+        msg.respond("from default")
+        return True
+
+
+class Broken(Recorder):
+    """Raises in every phase."""
+
+    def filter(self, msg: IncomingMessage) -> bool:
+        raise RuntimeError("broken filter")
+
+    def parse(self, msg: IncomingMessage) -> None:
+        raise RuntimeError("broken parse")
+
+    def handle(self, msg: IncomingMessage) -> bool:
+        raise RuntimeError("broken handle")
+
+    def default(self, msg: IncomingMessage) -> bool:
+        raise RuntimeError("broken default")
+
+    def cleanup(self, msg: IncomingMessage) -> None:
+        raise RuntimeError("broken cleanup")
+
+    def outgoing(self, msg: OutgoingMessage) -> bool:
+        raise RuntimeError("broken outgoing")
+
+
+class Parses(App):
+    def parse(self, msg: IncomingMessage) -> None:
+        msg.fields["words"] = len(msg.text.split())
+
+
+class ReadsFields(App):
+    def handle(self, msg: IncomingMessage) -> bool:
+        msg.respond(f"{msg.fields.get('words')} words")
+        return True
+
+
+class AsyncHandles(App):
+    """An async phase awaited on the loop, which really yields to it."""
+
+    async def handle(self, msg: IncomingMessage) -> bool:
+        await asyncio.sleep(0)
+        msg.respond(f"async {msg.text}")
+        return True
+
+
+class UsesOrm(App):
+    """A sync phase that queries the database, as a sync phase may."""
+
+    def handle(self, msg: IncomingMessage) -> bool:
+        msg.respond(f"{Contact.objects.count()} contacts")
+        return True
+
+
+class CancelsSecret(App):
+    def outgoing(self, msg: OutgoingMessage) -> bool:
+        return "secret" not in msg.text
+
+
+class Unserializable(App):
+    def parse(self, msg: IncomingMessage) -> None:
+        msg.fields["oops"] = object()
+
+
+class Join(KeywordHandler):
+    keyword = "join|register"
+
+    def help(self) -> None:
+        self.respond("help: send JOIN <name>")
+
+    def handle(self, text: str) -> None:
+        self.respond(f"joined {text}")
+
+
+class Add(PatternHandler):
+    pattern = r"add (\d+) (\d+)"
+
+    def handle(self, first: str, second: str) -> None:
+        self.respond(str(int(first) + int(second)))
+
+
+class NotAnApp:
+    pass
+
+
+class AsyncKeyword(KeywordHandler):
+    keyword = "later"
+
+    async def handle(self, text: str) -> None:
+        self.respond(text)

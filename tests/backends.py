@@ -1,0 +1,38 @@
+"""Backends for the tests: they record each call, or fail in the ways gateways do."""
+
+from collections.abc import Sequence
+
+from smsrouter.backends.base import BaseBackend
+from smsrouter.exceptions import TemporarySendError
+from smsrouter.messages import OutgoingMessage
+from smsrouter.models import Status
+
+#: One entry per send() call: (backend name, [(identity, text), ...]).
+calls: list[tuple[str, list[tuple[str, str]]]] = []
+
+
+class RecordingBackend(BaseBackend):
+    """Takes everything; the gateway answers an id of its own for each message."""
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+        calls.append((self.name, [(m.connection.identity, m.text) for m in messages]))
+        for message in messages:
+            message.external_id = f"gw-{message.id}"
+
+
+class DownBackend(BaseBackend):
+    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+        raise TemporarySendError("gateway answered 503")
+
+
+class PickyBackend(BaseBackend):
+    """Refuses numbers that do not start with +."""
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+        for message in messages:
+            if not message.connection.identity.startswith("+"):
+                message.status, message.error = Status.FAILED, "rejected number"
+
+
+class NeedsUrl(BaseBackend):
+    required_config = ("url",)

@@ -1,0 +1,56 @@
+"""Fixtures shared by the test modules: the demo served for real, over loopback."""
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _migrate(env: dict[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT, env=env, check=True, timeout=120,
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo under uvicorn in its own process, on a fresh SQLite file; its base URL.
+
+    The listening socket is made here and handed to uvicorn (`--fd`), so requests wait in
+    its backlog until the app is up: nothing polls or sleeps.
+    """
+    database = tmp_path_factory.mktemp("demo") / "db.sqlite3"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "demo.settings",
+        "DATABASE_URL": f"sqlite:///{database}",
+        "SMSROUTER_PROCESSING": "inline",
+    }
+    _migrate(env)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--fd", str(sock.fileno()),
+         "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+        cwd=ROOT, env=env, pass_fds=[sock.fileno()],
+    )
+    sock.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -1,0 +1,136 @@
+"""System checks: each wrong setting has an id and a hint that says what to write instead."""
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from smsrouter import checks
+
+HTTPTESTER = "smsrouter.backends.httptester.HttpTesterBackend"
+
+
+def ids(errors):
+    return [error.id for error in errors]
+
+
+def test_the_demo_settings_pass():
+    assert checks.check_backends() + checks.check_apps() + checks.check_processing() == []
+
+
+@pytest.mark.parametrize("value", [None, {}, [], "httptester"])
+def test_installed_backends_must_be_a_non_empty_dict(settings, value):
+    settings.INSTALLED_BACKENDS = value
+    assert checks.check_backends() == [checks.E001]
+
+
+def test_a_missing_setting_is_e001(settings):
+    del settings.INSTALLED_BACKENDS
+    assert checks.check_backends() == [checks.E001]
+
+
+def test_a_backend_entry_must_be_a_dict(settings):
+    settings.INSTALLED_BACKENDS = {"x": HTTPTESTER}
+    (error,) = checks.check_backends()
+    assert error.id == "smsrouter.E001" and "INSTALLED_BACKENDS['x']" in error.hint
+
+
+def test_missing_engine(settings):
+    settings.INSTALLED_BACKENDS = {"x": {}}
+    (error,) = checks.check_backends()
+    assert (error.id, error.msg) == ("smsrouter.E002", "Backend 'x' has no ENGINE.")
+    assert HTTPTESTER in error.hint
+
+
+def test_engine_that_does_not_import(settings):
+    settings.INSTALLED_BACKENDS = {"x": {"ENGINE": "smsrouter.backends.nope.NopeBackend"}}
+    (error,) = checks.check_backends()
+    assert error.id == "smsrouter.E003" and "cannot import" in error.msg
+
+
+def test_engine_that_is_a_module_suggests_its_classes(settings):
+    """What RapidSMS's docs taught: a module path. The hint names the class to write."""
+    settings.INSTALLED_BACKENDS = {"x": {"ENGINE": "smsrouter.backends.httptester"}}
+    (error,) = checks.check_backends()
+    assert error.id == "smsrouter.E004"
+    assert error.msg == "Backend 'x': ENGINE 'smsrouter.backends.httptester' is a module, not a class."
+    assert error.hint == f"Did you mean '{HTTPTESTER}'?"
+
+
+def test_engine_that_is_not_a_backend_class(settings):
+    settings.INSTALLED_BACKENDS = {"x": {"ENGINE": "smsrouter.contrib.echo.EchoApp"}}
+    (error,) = checks.check_backends()
+    assert error.id == "smsrouter.E004" and "BaseBackend" in error.hint
+
+
+def test_a_backend_checks_its_own_options(settings):
+    settings.INSTALLED_BACKENDS = {"x": {"ENGINE": "tests.backends.NeedsUrl"}}
+    (error,) = checks.check_backends()
+    assert (error.id, error.msg) == ("smsrouter.E005", "Backend 'x' needs the option 'url'.")
+    settings.INSTALLED_BACKENDS = {"x": {"ENGINE": "tests.backends.NeedsUrl", "URL": "http://x"}}
+    assert checks.check_backends() == []
+
+
+@pytest.mark.parametrize("name", ["a/b", "", "with space"])
+def test_backend_names_must_fit_in_a_url(settings, name):
+    settings.INSTALLED_BACKENDS = {name: {"ENGINE": HTTPTESTER}}
+    assert ids(checks.check_backends()) == ["smsrouter.E006"]
+
+
+def test_several_names_per_engine_are_fine(settings):
+    settings.INSTALLED_BACKENDS = {"one": {"ENGINE": HTTPTESTER}, "two": {"ENGINE": HTTPTESTER}}
+    assert checks.check_backends() == []
+
+
+def test_unknown_processing_mode(settings):
+    settings.SMSROUTER_PROCESSING = "threads"
+    (error,) = checks.check_processing()
+    assert error.id == "smsrouter.E010" and "'inline'" in error.hint
+
+
+@pytest.mark.parametrize("value", ["smsrouter.contrib.echo.EchoApp", [1], None])
+def test_apps_must_be_a_list_of_paths(settings, value):
+    settings.SMSROUTER_APPS = value
+    assert checks.check_apps() == [checks.E020]
+
+
+def test_an_app_that_does_not_import(settings):
+    settings.SMSROUTER_APPS = ["myproject.sms.Nope"]
+    (error,) = checks.check_apps()
+    assert error.id == "smsrouter.E021" and "smsrouter.contrib.echo.EchoApp" in error.hint
+
+
+def test_an_app_given_as_a_module_suggests_its_classes(settings):
+    settings.SMSROUTER_APPS = ["smsrouter.contrib.echo"]
+    (error,) = checks.check_apps()
+    assert error.id == "smsrouter.E022"
+    assert error.hint == "Did you mean 'smsrouter.contrib.echo.EchoApp'?"
+
+
+def test_an_app_that_is_not_an_app(settings):
+    settings.SMSROUTER_APPS = ["tests.apps.NotAnApp"]
+    (error,) = checks.check_apps()
+    assert error.id == "smsrouter.E022" and "not a subclass of smsrouter.App" in error.msg
+
+
+def test_an_async_handler_is_reported(settings):
+    settings.SMSROUTER_APPS = ["tests.apps.AsyncKeyword"]
+    (error,) = checks.check_apps()
+    assert error.id == "smsrouter.E022" and "Write an App" in error.msg
+
+
+def test_handlers_and_apps_pass(settings):
+    settings.SMSROUTER_APPS = ["smsrouter.contrib.echo.EchoApp", "tests.apps.Join", "tests.apps.Add"]
+    assert checks.check_apps() == []
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, []), ("Sorry", []), (42, [checks.E030])])
+def test_default_response_is_text_or_none(settings, value, expected):
+    settings.SMSROUTER_DEFAULT_RESPONSE = value
+    assert checks.check_default_response() == expected
+
+
+def test_manage_py_check_fails_with_the_hint(settings):
+    """The checks are registered: `manage.py check` stops and prints the hint."""
+    settings.INSTALLED_BACKENDS = {"kannel-mtn": {"ENGINE": "smsrouter.backends.httptester"}}
+    with pytest.raises(SystemCheckError, match=r"(?s)smsrouter\.E004.*HINT: Did you mean"):
+        call_command("check")

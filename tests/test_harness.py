@@ -1,0 +1,38 @@
+"""The `sms` fixture of the smsrouter pytest plugin."""
+
+import pytest
+
+from smsrouter.backends import backends
+from smsrouter.backends.locmem import LocmemBackend
+from smsrouter.testing import Harness
+
+
+def test_every_configured_backend_is_swapped_for_memory(sms, settings):
+    """Nothing a test sends can reach a real gateway."""
+    assert set(settings.INSTALLED_BACKENDS) == {"httptester-public", "httptester-private", "test"}
+    assert all(isinstance(backends[name], LocmemBackend) for name in settings.INSTALLED_BACKENDS)
+
+
+@pytest.mark.sms_apps("smsrouter.contrib.echo.EchoApp")
+def test_receive_returns_the_replies_and_the_outbox_keeps_everything(sms):
+    assert sms.receive("echo one").texts() == ["one"]
+    assert sms.receive("echo two", identity="+2", backend="httptester-private").texts() == ["two"]
+    assert sms.outbox.texts() == ["one", "two"]
+    assert [m.connection.identity for m in sms.outbox] == ["+15550000001", "+2"]
+
+
+@pytest.mark.sms_apps("smsrouter.contrib.echo.EchoApp")
+def test_a_new_harness_starts_with_an_empty_outbox(sms):
+    sms.receive("echo one")
+    assert Harness().outbox == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.sms_apps("smsrouter.contrib.echo.EchoApp")
+async def test_areceive_from_a_coroutine(sms):
+    assert (await sms.areceive("echo async")).texts() == ["async"]
+
+
+def test_the_plugin_registers_its_marker(pytestconfig):
+    assert any(line.startswith("sms_apps") for line in pytestconfig.getini("markers"))
