@@ -30,10 +30,6 @@ class IncomingMessage:
     def received_at(self) -> datetime:
         return self.record.created_at
 
-    @property
-    def status(self) -> str:
-        return self.record.status
-
     def respond(self, text: str) -> OutgoingMessage:
         """Queue a reply to the sender; it is stored and sent once routing finishes."""
         reply = OutgoingMessage(text, self.connection, in_response_to=self)

@@ -44,9 +44,6 @@ class BackendHandler:
         self._instances[name] = backend = backend_class(name, **config)
         return backend
 
-    def __contains__(self, name: object) -> bool:
-        return name in conf.installed_backends()
-
     def names(self) -> list[str]:
         return list(conf.installed_backends())
 
