@@ -25,14 +25,14 @@ async def aincoming(
     A message whose `external_id` this backend has sent before is returned as stored and
     not routed again: gateways retry webhooks.
     """
-    backends[backend_name]  # UnknownBackend before anything is written
+    backend = backends[backend_name]  # UnknownBackend before anything is written
     dispatch.mode()  # ConfigurationError, likewise
     if not isinstance(identity, str) or not identity:
         raise ValueError("identity must be a non-empty string.")
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, not {type(text).__name__}.")
     msg, is_new = await sync_to_async(inbound.store, thread_sensitive=True)(
-        backend_name, identity, text, external_id, fields
+        backend_name, backend.normalize(identity), text, external_id, fields
     )
     if is_new:
         await dispatch.route(msg)
@@ -92,7 +92,8 @@ def _connections_for(recipients: list[Connection | str], backend: str | None) ->
                 )
             connections.append(connection)
         elif isinstance(recipient, str) and recipient:
-            connections.append(get_connection(backend or _only_backend(), recipient))
+            name = backend or _only_backend()
+            connections.append(get_connection(name, backends[name].normalize(recipient)))
         else:
             raise ValueError(f"Recipients must be Connections or non-empty strings, not {recipient!r}.")
     return connections

@@ -13,7 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from smsrouter import outbound
+from smsrouter import gsm, outbound
 from smsrouter.connections import get_connection
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Direction, Message, Status
@@ -39,6 +39,7 @@ def store(
         "backend": connection.backend,
         "connection": connection,
         "text": text,
+        "segments": gsm.segments(text),
         "status": Status.RECEIVED,
         "external_id": external_id,
         "fields": fields or {},

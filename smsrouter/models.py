@@ -74,6 +74,9 @@ class Message(models.Model):
     backend = models.ForeignKey(Backend, on_delete=models.CASCADE, related_name="messages")
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="messages")
     text = models.TextField(blank=True)
+    segments = models.PositiveSmallIntegerField(
+        default=1, help_text="How many SMS the text is sent or billed as (GSM-7 or UCS-2)."
+    )
     status = models.CharField(max_length=10, choices=Status.choices)
     external_id = models.CharField(max_length=255, null=True, blank=True)
     in_response_to = models.ForeignKey(

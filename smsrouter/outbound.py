@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from smsrouter import dispatch
+from smsrouter import dispatch, gsm
 from smsrouter.backends import backends
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Direction, Message, Status
@@ -46,6 +46,7 @@ def store(messages: Sequence[OutgoingMessage]) -> None:
             backend_id=msg.connection.backend_id,
             connection=msg.connection,
             text=msg.text,
+            segments=gsm.segments(msg.text),
             status=Status.QUEUED,
             in_response_to_id=msg.in_response_to.id if msg.in_response_to else None,
         )

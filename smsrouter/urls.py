@@ -1,4 +1,4 @@
-"""`path("", include("smsrouter.urls"))` gives every backend its webhook URL."""
+"""`path("", include("smsrouter.urls"))` gives every backend its webhook and status URLs."""
 
 from django.urls import path
 
@@ -7,4 +7,5 @@ from smsrouter import views
 app_name = "smsrouter"
 urlpatterns = [
     path("backend/<str:backend_name>/", views.inbound, name="inbound"),
+    path("backend/<str:backend_name>/status/", views.status, name="status"),
 ]

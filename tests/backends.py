@@ -35,4 +35,5 @@ class PickyBackend(BaseBackend):
 
 
 class NeedsUrl(BaseBackend):
+    options = {"url": str, "retries": int}
     required_config = ("url",)

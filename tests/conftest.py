@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.gateway import FakeGateway
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -54,3 +56,19 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.fixture(scope="session")
+def _gateway_server() -> Iterator[FakeGateway]:
+    fake = FakeGateway()
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+@pytest.fixture
+def gateway(_gateway_server: FakeGateway) -> FakeGateway:
+    """A provider stand-in on a loopback port: `gateway.url`, `gateway.requests`."""
+    _gateway_server.reset()
+    return _gateway_server

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.checks import CheckMessage, Error
 from django.http import HttpRequest, HttpResponse
 
+from smsrouter import phones
 from smsrouter.exceptions import BadInbound
 
 if TYPE_CHECKING:
     from smsrouter.messages import OutgoingMessage
+
+OptionType = type | tuple[type, ...]
 
 
 @dataclass
@@ -25,6 +29,22 @@ class Inbound:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class StatusReport:
+    """A gateway's word on an outgoing message: a delivery report, callback or event.
+
+    The message is found by our id (`message_id`, when the gateway echoes what we gave
+    it) or by the gateway's own (`external_id`); `id_field` names the request field it
+    came from, for the error when no message matches.
+    """
+
+    status: str
+    id_field: str
+    message_id: int | None = None
+    external_id: str | None = None
+    error: str = ""
+
+
 class BaseBackend:
     """A gateway, under one name of INSTALLED_BACKENDS.
 
@@ -33,9 +53,15 @@ class BaseBackend:
     """
 
     #: HTTP methods the inbound view accepts; empty for a backend that takes no webhooks.
-    inbound_methods: tuple[str, ...] = ()
-    #: Options without which the backend cannot work; `manage.py check` reports them.
-    required_config: tuple[str, ...] = ()
+    inbound_methods: ClassVar[tuple[str, ...]] = ()
+    #: HTTP methods the status view accepts; empty for a backend without delivery reports.
+    status_methods: ClassVar[tuple[str, ...]] = ()
+    #: Every option the backend takes and its type; `manage.py check` reports others as typos.
+    options: ClassVar[dict[str, OptionType]] = {}
+    #: Options without which the backend cannot work.
+    required_config: ClassVar[tuple[str, ...]] = ()
+    #: Options every backend takes.
+    common_options: ClassVar[dict[str, OptionType]] = {"default_region": str}
 
     def __init__(self, name: str, **config: Any) -> None:
         self.name = name
@@ -44,32 +70,66 @@ class BaseBackend:
     @classmethod
     def check_config(cls, name: str, config: dict[str, Any]) -> list[CheckMessage]:
         """System-check errors for this backend's options (ENGINE already removed)."""
-        given = {key.lower() for key in config}
-        return [
-            Error(
-                f"Backend {name!r} needs the option {option!r}.",
-                hint=f"Add {option!r}: ... to INSTALLED_BACKENDS[{name!r}].",
-                id="smsrouter.E005",
-            )
-            for option in cls.required_config
-            if option not in given
+        given = {key.lower(): value for key, value in config.items()}
+        known = {**cls.common_options, **cls.options}
+        errors: list[CheckMessage] = [
+            Error(f"Backend {name!r} needs the option {option!r}.",
+                  hint=f"Add {option!r}: ... to INSTALLED_BACKENDS[{name!r}].",
+                  id="smsrouter.E005")
+            for option in cls.required_config if option not in given
         ]
+        for option, value in given.items():
+            if option not in known:
+                close = difflib.get_close_matches(option, known, n=1)
+                errors.append(Error(
+                    f"Backend {name!r}: {cls.__name__} takes no option {option!r}.",
+                    hint=f"Did you mean {close[0]!r}?" if close else
+                    f"Its options are: {', '.join(sorted(known)) or 'none'}.",
+                    id="smsrouter.E008"))
+            elif not isinstance(value, known[option]):
+                expected = known[option]
+                names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+                errors.append(Error(
+                    f"Backend {name!r}: option {option!r} must be {names}, "
+                    f"not {type(value).__name__}.",
+                    hint=f"INSTALLED_BACKENDS[{name!r}][{option!r}] = <{names}>",
+                    id="smsrouter.E009"))
+        region = given.get("default_region")
+        if isinstance(region, str) and not phones.is_region(region):
+            errors.append(Error(
+                f"Backend {name!r}: default_region {region!r} is not a region code.",
+                hint="Use a two-letter ISO 3166 code, e.g. 'TZ', 'KE' or 'NG'.",
+                id="smsrouter.E007"))
+        return errors
+
+    def normalize(self, identity: str) -> str:
+        """The identity in E.164 when `default_region` is set and it is a phone number."""
+        return phones.normalize(identity, self.config.get("default_region"))
 
     # Methods that subclasses implement.
     async def send(self, messages: Sequence[OutgoingMessage]) -> None:
         """Hand the messages to the gateway, as few calls as it allows.
 
         Set `external_id` on a message when the gateway returns one. To fail only some
-        messages, set their `status` to "failed" and their `error`; raise to fail them all.
+        messages, set their `status` to "failed" and their `error`; raise to fail them all
+        (TemporarySendError when a retry may succeed).
         """
         raise NotImplementedError(f"{type(self).__name__} must implement send().")
 
     def parse_inbound(self, request: HttpRequest) -> Inbound:
-        """Turn the gateway's webhook into an Inbound; raise BadInbound naming the field."""
+        """Turn the gateway's webhook into an Inbound; raise InboundError to refuse it."""
         raise NotImplementedError(f"{type(self).__name__} takes no inbound webhooks.")
 
     def inbound_response(self) -> HttpResponse:
         """What the gateway expects back once the message is accepted."""
+        return HttpResponse("OK", content_type="text/plain")
+
+    def parse_status(self, request: HttpRequest) -> list[StatusReport]:
+        """Turn a delivery report into StatusReports; raise InboundError to refuse it."""
+        raise NotImplementedError(f"{type(self).__name__} takes no delivery reports.")
+
+    def status_response(self) -> HttpResponse:
+        """What the gateway expects back once its report is recorded."""
         return HttpResponse("OK", content_type="text/plain")
 
 

@@ -1,0 +1,57 @@
+"""Delivery reports: a gateway's later word on an outgoing message's fate.
+
+Reports arrive out of order and more than once, so a status only ever moves forward:
+queued, sending, sent, then delivered or failed. A report for a message we never sent
+through that backend changes nothing at all.
+"""
+
+from collections.abc import Sequence
+
+from django.db import transaction
+from django.utils import timezone
+
+from smsrouter.backends.base import StatusReport
+from smsrouter.exceptions import BadInbound
+from smsrouter.models import Direction, Message, Status
+
+RANK = {
+    Status.QUEUED: 0,
+    Status.SENDING: 1,
+    Status.SENT: 2,
+    Status.DELIVERED: 3,
+    Status.FAILED: 3,
+}
+
+
+def apply(backend_name: str, reports: Sequence[StatusReport]) -> int:
+    """Record the reports, all or none; the number of messages whose status moved."""
+    moved = 0
+    with transaction.atomic():
+        found = [(report, _find(backend_name, report)) for report in reports]
+        for report, message in found:
+            if RANK[report.status] <= RANK.get(message.status, 0):
+                continue
+            message.status, message.updated_at = report.status, timezone.now()
+            message.error = report.error if report.status == Status.FAILED else ""
+            message.save(update_fields=["status", "error", "updated_at"])
+            moved += 1
+    return moved
+
+
+def _find(backend_name: str, report: StatusReport) -> Message:
+    if report.status not in RANK:
+        raise BadInbound("status", f"{report.status!r} is not an outgoing status")
+    messages = Message.objects.select_for_update().filter(
+        backend__name=backend_name, direction=Direction.OUT
+    )
+    if report.message_id is not None:
+        message = messages.filter(pk=report.message_id).first()
+    elif report.external_id:
+        message = messages.filter(external_id=report.external_id).first()
+    else:
+        message = None
+    if message is None:
+        raise BadInbound(
+            report.id_field, f"does not match a message sent through {backend_name!r}"
+        )
+    return message
