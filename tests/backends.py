@@ -37,3 +37,20 @@ class PickyBackend(BaseBackend):
 class NeedsUrl(BaseBackend):
     options = {"url": str, "retries": int}
     required_config = ("url",)
+
+
+class ReportingBackend(RecordingBackend):
+    """Takes delivery reports as form posts: `id` (ours) or `ref` (the gateway's), `status`."""
+
+    status_methods = ("POST",)
+
+    def parse_status(self, request):
+        from smsrouter.backends.base import StatusReport
+        from smsrouter.exceptions import BadInbound
+
+        if "id" in request.POST:
+            if not request.POST["id"].isdigit():
+                raise BadInbound("id", "must be a number")
+            return [StatusReport(request.POST["status"], "id", message_id=int(request.POST["id"]))]
+        return [StatusReport(request.POST["status"], "ref", external_id=request.POST.get("ref"),
+                             error=request.POST.get("error", ""))]

@@ -70,6 +70,28 @@ def test_a_backend_checks_its_own_options(settings):
     assert checks.check_backends() == []
 
 
+def test_an_option_a_backend_does_not_take_is_reported_with_the_closest_one(settings):
+    settings.INSTALLED_BACKENDS = {"x": {"ENGINE": "tests.backends.NeedsUrl", "url": "u", "URLS": 1}}
+    (error,) = checks.check_backends()
+    assert (error.id, error.msg) == ("smsrouter.E008", "Backend 'x': NeedsUrl takes no option 'urls'.")
+    assert error.hint == "Did you mean 'url'?"
+
+
+def test_an_option_of_the_wrong_type(settings):
+    settings.INSTALLED_BACKENDS = {"x": {"ENGINE": "tests.backends.NeedsUrl", "url": "u", "retries": "3"}}
+    (error,) = checks.check_backends()
+    assert (error.id, error.msg) == (
+        "smsrouter.E009", "Backend 'x': option 'retries' must be int, not str.")
+
+
+def test_default_region_must_be_a_region_code(settings):
+    settings.INSTALLED_BACKENDS = {"x": {"ENGINE": HTTPTESTER, "default_region": "Tanzania"}}
+    (error,) = checks.check_backends()
+    assert error.id == "smsrouter.E007" and "'TZ'" in error.hint
+    settings.INSTALLED_BACKENDS = {"x": {"ENGINE": HTTPTESTER, "DEFAULT_REGION": "tz"}}
+    assert checks.check_backends() == []
+
+
 @pytest.mark.parametrize("name", ["a/b", "", "with space"])
 def test_backend_names_must_fit_in_a_url(settings, name):
     settings.INSTALLED_BACKENDS = {name: {"ENGINE": HTTPTESTER}}
