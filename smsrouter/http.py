@@ -62,16 +62,13 @@ async def request(
     answer is returned, for the backend to judge (`Answer.raise_for_status()`).
     """
     where = _where(method, url)
+    headers = dict(headers or {})
+    if auth is not None:
+        headers["Authorization"] = aiohttp.encode_basic_auth(*auth)
     session = await _session()
     try:
         async with session.request(
-            method,
-            url,
-            params=_strings(params),
-            data=_strings(data),
-            json=json,
-            auth=aiohttp.BasicAuth(*auth) if auth else None,
-            headers=headers,
+            method, url, params=_strings(params), data=_strings(data), json=json, headers=headers
         ) as response:
             return Answer(response.status, await response.text(errors="replace"), where)
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

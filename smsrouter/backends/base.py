@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
-from collections.abc import Sequence
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -11,7 +13,7 @@ from django.core.checks import CheckMessage, Error
 from django.http import HttpRequest, HttpResponse
 
 from smsrouter import phones
-from smsrouter.exceptions import BadInbound
+from smsrouter.exceptions import BadInbound, BadSignature, SendError
 
 if TYPE_CHECKING:
     from smsrouter.messages import OutgoingMessage
@@ -53,7 +55,7 @@ class BaseBackend:
     """
 
     #: HTTP methods the inbound view accepts; empty for a backend that takes no webhooks.
-    inbound_methods: ClassVar[tuple[str, ...]] = ()
+    inbound_methods: tuple[str, ...] = ()
     #: HTTP methods the status view accepts; empty for a backend without delivery reports.
     status_methods: ClassVar[tuple[str, ...]] = ()
     #: Every option the backend takes and its type; `manage.py check` reports others as typos.
@@ -142,3 +144,37 @@ def form_inbound(request: HttpRequest, identity_field: str, text_field: str) -> 
     if text_field not in data:
         raise BadInbound(text_field, "is required (it may be empty)")
     return Inbound(identity=identity, text=data[text_field])
+
+
+def require_token(request: HttpRequest, expected: str | None, param: str = "token") -> None:
+    """Refuse the request unless it carries the shared secret (when one is configured).
+
+    For gateways that cannot sign their requests: the secret rides in the URL they call.
+    """
+    if not expected:
+        return
+    given = request.GET.get(param, "")
+    if not hmac.compare_digest(given.encode(), str(expected).encode()):
+        raise BadSignature(f"{param} is missing or wrong")
+
+
+async def send_each(
+    messages: Sequence[OutgoingMessage],
+    send_one: Callable[[OutgoingMessage], Awaitable[str | None]],
+    concurrency: int = 10,
+) -> None:
+    """For APIs that take one message per request: a few requests at a time.
+
+    `send_one` returns the gateway's id for the message. Its SendError fails that message
+    alone; the error is kept on it.
+    """
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(message: OutgoingMessage) -> None:
+        async with limit:
+            try:
+                message.external_id = await send_one(message)
+            except SendError as exc:
+                message.status, message.error = "failed", str(exc)
+
+    await asyncio.gather(*(one(message) for message in messages))
