@@ -1,0 +1,110 @@
+"""The generic HttpBackend: parameter names in, a request template out."""
+
+import base64
+
+import pytest
+
+import smsrouter
+from smsrouter import checks
+from smsrouter.backends.http import fill
+from smsrouter.models import Message
+
+pytestmark = pytest.mark.django_db
+
+ENGINE = "smsrouter.backends.http.HttpBackend"
+
+
+@pytest.fixture
+def acme(settings, gateway):
+    settings.INSTALLED_BACKENDS = {"acme": {
+        "ENGINE": ENGINE, "inbound_method": "GET", "identity_param": "from", "text_param": "msg",
+        "external_id_param": "ref", "token": "t0k",
+        "outbound_url": f"{gateway.url}/v1/sms",
+        "outbound_json": {"to": "{identity}", "body": "{text}", "ref": "{id}", "flash": False},
+        "outbound_headers": {"Authorization": "Bearer abc"}}}
+    settings.SMSROUTER_APPS = ["smsrouter.contrib.echo.EchoApp"]
+    return gateway
+
+
+def test_inbound_by_named_params_and_a_json_reply(client, acme):
+    response = client.get("/backend/acme/", {"from": "+2348030000001", "msg": "echo hi",
+                                            "ref": "a1", "token": "t0k"})
+    assert response.status_code == 200
+    (sent,) = acme.requests
+    reply = Message.objects.get(direction="out")
+    assert (sent.method, sent.path, sent.headers["Authorization"]) == ("POST", "/v1/sms", "Bearer abc")
+    assert sent.json() == {"to": "+2348030000001", "body": "hi", "ref": reply.pk, "flash": False}
+    assert Message.objects.get(direction="in").external_id == "a1"
+
+
+def test_a_form_template_and_a_url_placeholder(settings, gateway):
+    settings.INSTALLED_BACKENDS = {"sms": {
+        "ENGINE": ENGINE, "outbound_url": f"{gateway.url}/send/{{identity}}",
+        "outbound_params": {"message": "{text}", "sender": "CLINIC"},
+        "outbound_auth": ["user", "pass"]}}
+    smsrouter.send("Karibu {name} & 100%", "+255 700", backend="sms")
+    (sent,) = gateway.requests
+    assert sent.path == "/send/%2B255%20700"
+    assert sent.form() == {"message": "Karibu {name} & 100%", "sender": "CLINIC"}
+    assert sent.headers["Authorization"] == "Basic " + base64.b64encode(b"user:pass").decode()
+
+
+def test_a_get_template_sends_a_query_string(settings, gateway):
+    settings.INSTALLED_BACKENDS = {"sms": {
+        "ENGINE": ENGINE, "outbound_method": "get", "outbound_url": f"{gateway.url}/send",
+        "outbound_params": {"to": "{identity}", "text": "{text}"}}}
+    smsrouter.send("ሰላም", "+251911000000", backend="sms")
+    (sent,) = gateway.requests
+    assert (sent.method, sent.param("to"), sent.param("text")) == ("GET", "+251911000000", "ሰላም")
+
+
+def test_a_gateway_error_fails_that_message(settings, gateway):
+    settings.INSTALLED_BACKENDS = {"sms": {
+        "ENGINE": ENGINE, "outbound_url": f"{gateway.url}/send",
+        "outbound_params": {"to": "{identity}", "text": "{text}"}}}
+    gateway.answer(503, "busy")
+    (message,) = smsrouter.send("hi", "+1", backend="sms")
+    assert (message.status, message.error) == ("failed", f"POST {gateway.url}/send answered 503: busy")
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "error"),
+    [
+        ({"msg": "hi", "token": "t0k"}, 400, "from is required"),
+        ({"from": "+1", "token": "t0k"}, 400, "msg is required (it may be empty)"),
+        ({"from": "+1", "msg": "hi"}, 403, "token is missing or wrong"),
+    ],
+)
+def test_bad_inbound_is_refused_and_nothing_written(client, acme, query, status, error):
+    response = client.get("/backend/acme/", query)
+    assert (response.status_code, response.json()) == (status, {"error": error})
+    assert not Message.objects.exists()
+
+
+def test_the_configured_method_only(client, acme):
+    assert client.post("/backend/acme/?token=t0k", {"from": "+1", "msg": "hi"}).status_code == 405
+
+
+def test_fill_keeps_types_and_leaves_other_braces():
+    values = {"identity": "+1", "text": "{x}", "id": 7}
+    assert fill({"a": "{id}", "b": "id={id}", "c": ["{text}"], "d": 3, "e": "{other}"}, values) == {
+        "a": 7, "b": "id=7", "c": ["{x}"], "d": 3, "e": "{other}"}
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({}, ["smsrouter.E005"]),
+        ({"outbound_url": "ftp://x/{identity}/{text}"}, ["smsrouter.E063"]),
+        ({"outbound_url": "https://x/", "outbound_params": {"to": "{identity}"}}, ["smsrouter.E064"]),
+        ({"outbound_url": "https://x/", "outbound_params": {"to": "{identity}", "t": "{text}"},
+          "outbound_json": {}}, ["smsrouter.E062"]),
+        ({"outbound_url": "https://x/{identity}/{text}", "inbound_method": "PATCH"}, ["smsrouter.E060"]),
+        ({"outbound_url": "https://x/{identity}/{text}", "outbound_method": "DELETE"}, ["smsrouter.E061"]),
+        ({"outbound_url": "https://x/{identity}/{text}", "identity_parm": "from"}, ["smsrouter.E008"]),
+        ({"outbound_url": "https://x/{identity}/{text}"}, []),
+    ],
+)
+def test_checks(settings, config, expected):
+    settings.INSTALLED_BACKENDS = {"sms": {"ENGINE": ENGINE, **config}}
+    assert [e.id for e in checks.check_backends()] == expected
