@@ -1,0 +1,257 @@
+"""Kannel's smsbox: messages arrive through an sms-service get-url and leave through sendsms.
+
+A drop-in for RapidSMS's Kannel backend: the same options and the same get-url
+(`?id=%p&text=%a&charset=%C&coding=%c`), so an existing kannel.conf keeps working. Two
+things need care. Kannel's `%a` is the message's bytes, percent-encoded, in the charset
+`%C` names (UTF-16BE for a UCS-2 SMS), so the text is decoded from those bytes, never
+through Django's UTF-8 `request.GET`. And a reply that GSM-7 cannot carry goes out as
+UCS-2 (`coding=2`), or its characters would be lost on the way to the phone.
+"""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from django.core.checks import CheckMessage, Error
+from django.http import HttpRequest, HttpResponse
+from django.urls import get_script_prefix, reverse
+
+from smsrouter import gsm, http
+from smsrouter.backends.base import BaseBackend, Inbound, StatusReport, require_token
+from smsrouter.exceptions import BadInbound, PermanentSendError, SendError
+from smsrouter.messages import OutgoingMessage
+from smsrouter.models import Status
+
+DEFAULT_SENDSMS_URL = "http://127.0.0.1:13013/cgi-bin/sendsms"
+#: Every report Kannel can give: delivered, undeliverable, buffered, accepted, rejected.
+DLR_MASK = 31
+#: Kannel's report types (`%d` in a dlr-url): our status, and what the type means.
+DLR_TYPES = {
+    1: (Status.DELIVERED, "delivered"),
+    2: (Status.FAILED, "undeliverable"),
+    4: (Status.SENT, "buffered by the SMSC"),
+    8: (Status.SENT, "accepted by the SMSC"),
+    16: (Status.FAILED, "rejected by the SMSC"),
+}
+#: Kannel's `%C` for 8-bit data (coding 1) names no charset: keep each byte as a character.
+CHARSET_ALIASES = {"8-BIT": "latin-1"}
+#: sendsms parameters set for each message, which `sendsms_params` must leave alone.
+OWN_PARAMS = ("to", "text", "charset", "coding", "dlr-url", "dlr-mask")
+#: Numbers in one sendsms request: keeps its URL within what proxies and logs take whole.
+MAX_RECIPIENTS = 100
+#: sendsms requests in flight at once for one send() call.
+CONCURRENCY = 10
+
+
+class KannelBackend(BaseBackend):
+    """Kannel's smsbox: inbound through an sms-service get-url, outbound through sendsms."""
+
+    inbound_methods = ("GET", "POST")
+    status_methods = ("GET", "POST")
+    options = {
+        "sendsms_url": str,
+        "sendsms_params": dict,
+        "charset": str,
+        "coding": int,
+        "delivery_report_url": str,
+        "token": str,
+    }
+
+    def __init__(self, name: str, **config: Any) -> None:
+        super().__init__(name, **config)
+        self.sendsms_url: str = self.config.get("sendsms_url", DEFAULT_SENDSMS_URL)
+        self.sendsms_params: dict[str, Any] = self.config.get("sendsms_params", {})
+        self.charset: str = self.config.get("charset", "UTF-8")
+        self.coding: int | None = self.config.get("coding")
+        self.delivery_report_url: str | None = self.config.get("delivery_report_url")
+        self.token: str | None = self.config.get("token")
+
+    @classmethod
+    def check_config(cls, name: str, config: dict[str, Any]) -> list[CheckMessage]:
+        errors = super().check_config(name, config)
+        given = {key.lower(): value for key, value in config.items()}
+        url = given.get("sendsms_url")
+        if isinstance(url, str) and not _is_http_url(url):
+            errors.append(Error(
+                f"Backend {name!r}: sendsms_url {url!r} is not an http(s) URL.",
+                hint=f"'sendsms_url': {DEFAULT_SENDSMS_URL!r} (smsbox's sendsms-port)",
+                id="smsrouter.E041"))
+        url = given.get("delivery_report_url")
+        if isinstance(url, str) and not (_is_http_url(url) and not urlsplit(url).query):
+            errors.append(Error(
+                f"Backend {name!r}: delivery_report_url {url!r} is not the http(s) URL "
+                "of this site.",
+                hint="'delivery_report_url': 'https://sms.example.org' (where Kannel reaches "
+                "this site; smsrouter adds the status path and query)",
+                id="smsrouter.E042"))
+        charset = given.get("charset")
+        if isinstance(charset, str) and not _is_text_encoding(charset):
+            errors.append(Error(
+                f"Backend {name!r}: charset {charset!r} is not a text encoding.",
+                hint="'charset': 'UTF-8' (Kannel converts to what the SMSC takes)",
+                id="smsrouter.E043"))
+        coding = given.get("coding")
+        if isinstance(coding, int) and (isinstance(coding, bool) or coding not in (0, 2)):
+            errors.append(Error(
+                f"Backend {name!r}: coding {coding!r} is not 0 (GSM-7) or 2 (UCS-2).",
+                hint="Leave 'coding' out: each text then gets 0 if GSM-7 can carry it, else 2.",
+                id="smsrouter.E044"))
+        params = given.get("sendsms_params")
+        if isinstance(params, dict) and (taken := sorted(set(params) & set(OWN_PARAMS))):
+            errors.append(Error(
+                f"Backend {name!r}: sendsms_params sets {', '.join(map(repr, taken))}, "
+                "which the backend sets for each message.",
+                hint="Remove them; use the options 'charset', 'coding' and "
+                "'delivery_report_url' instead.",
+                id="smsrouter.E045"))
+        if given.get("token") == "":
+            errors.append(Error(
+                f"Backend {name!r}: token is empty, so requests need no secret at all.",
+                hint="Set 'token' to a long random string, or remove it to take requests "
+                "without one.",
+                id="smsrouter.E046"))
+        return errors
+
+    def parse_inbound(self, request: HttpRequest) -> Inbound:
+        require_token(request, self.token)
+        fields = _fields(request)
+        identity = fields.get("id", b"").decode("utf-8", "replace").strip()
+        if not identity:
+            raise BadInbound("id", "is required (the get-url must pass id=%p)")
+        if "text" not in fields:
+            raise BadInbound("text", "is required, though it may be empty "
+                             "(the get-url must pass text=%a)")
+        text = _decode(fields["text"], fields.get("charset", b""), fields.get("coding", b""))
+        sms_id = fields.get("sms_id", b"").decode("utf-8", "replace")
+        return Inbound(identity=identity, text=text, external_id=sms_id or None)
+
+    def inbound_response(self) -> HttpResponse:
+        """Empty: Kannel would send a non-empty body back to the phone as an SMS."""
+        return HttpResponse(b"", content_type="text/plain")
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Hand the messages to sendsms; a SendError fails only its request's messages.
+
+        Without delivery reports, the recipients of one text share a request (`to` takes
+        numbers separated by spaces). With them, each message has a request of its own,
+        since its dlr-url must say which message Kannel reports on.
+        """
+        if self.delivery_report_url:
+            batches = [[message] for message in messages]
+        else:
+            by_text: dict[str, list[OutgoingMessage]] = defaultdict(list)
+            for message in messages:
+                by_text[message.text].append(message)
+            batches = [same[start:start + MAX_RECIPIENTS] for same in by_text.values()
+                       for start in range(0, len(same), MAX_RECIPIENTS)]
+        limit = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(batch: list[OutgoingMessage]) -> None:
+            async with limit:
+                try:
+                    await self._sendsms(batch)
+                except SendError as exc:
+                    for message in batch:
+                        message.status, message.error = Status.FAILED, str(exc)
+
+        await asyncio.gather(*(one(batch) for batch in batches))
+
+    async def _sendsms(self, batch: list[OutgoingMessage]) -> None:
+        text = batch[0].text
+        try:
+            encoded = text.encode(self.charset)
+        except UnicodeEncodeError as exc:
+            raise PermanentSendError(
+                f"the text cannot be sent in charset {self.charset} (option 'charset'): "
+                f"{exc.reason}") from None
+        params = {
+            **self.sendsms_params,
+            "to": " ".join(message.connection.identity for message in batch),
+            "text": encoded,  # bytes: urlencode() percent-encodes them as they are
+            "charset": self.charset,
+            "coding": gsm.coding(text) if self.coding is None else self.coding,
+        }
+        if self.delivery_report_url:
+            params["dlr-mask"] = DLR_MASK
+            params["dlr-url"] = self._dlr_url(batch[0])
+        separator = "&" if "?" in self.sendsms_url else "?"
+        answer = await http.request("GET", self.sendsms_url + separator + urlencode(params))
+        answer.raise_for_status()  # 202 "0: Accepted for delivery" or "3: Queued for later..."
+
+    def _dlr_url(self, message: OutgoingMessage) -> str:
+        """Where Kannel reports on the message, filling in `%d` (type) and `%A` (SMSC answer).
+
+        The status view's path is taken without the script prefix of whatever request is
+        running: `delivery_report_url` already says where the site is served.
+        """
+        path = reverse("smsrouter:status", args=[self.name])[len(get_script_prefix()):]
+        query = f"message_id={message.id}&status=%d&answer=%A"
+        if self.token:
+            query += "&" + urlencode({"token": self.token})
+        return f"{self.delivery_report_url.rstrip('/')}/{path}?{query}"
+
+    def parse_status(self, request: HttpRequest) -> list[StatusReport]:
+        require_token(request, self.token)
+        fields = _fields(request)
+        message_id = fields.get("message_id", b"")
+        if not _is_id(message_id):
+            raise BadInbound("message_id", "must be the number smsrouter put in the dlr-url")
+        kind = fields.get("status", b"")
+        if not _is_id(kind) or int(kind) not in DLR_TYPES:
+            raise BadInbound("status", f"{kind.decode('latin-1')!r} is not a Kannel report "
+                             f"type ({', '.join(map(str, DLR_TYPES))}); pass status=%d")
+        status, meaning = DLR_TYPES[int(kind)]
+        answer = fields.get("answer", b"").decode("utf-8", "replace")
+        return [StatusReport(status=status, id_field="message_id", message_id=int(message_id),
+                             error=f"{meaning}: {answer}" if answer else meaning)]
+
+    def status_response(self) -> HttpResponse:
+        return HttpResponse(b"", content_type="text/plain")
+
+
+def _fields(request: HttpRequest) -> dict[str, bytes]:
+    """The query string's fields, and a POSTed form's, as the bytes they encode.
+
+    latin-1 maps each byte to one character and back, so a percent-encoded UTF-16BE text
+    survives the parser unchanged.
+    """
+    sources = [request.META.get("QUERY_STRING", "").encode()]
+    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        sources.append(request.body)
+    fields: dict[str, bytes] = {}
+    for source in sources:
+        for name, value in parse_qsl(source.decode("latin-1"), keep_blank_values=True,
+                                     encoding="latin-1"):
+            fields[name] = value.encode("latin-1")
+    return fields
+
+
+def _decode(text: bytes, charset_field: bytes, coding: bytes) -> str:
+    """The text in the charset Kannel names; without `%C`, Kannel's own defaults."""
+    charset = charset_field.decode("latin-1") or ("UTF-16BE" if coding == b"2" else "UTF-8")
+    try:
+        return text.decode(CHARSET_ALIASES.get(charset.upper(), charset))
+    except LookupError:
+        raise BadInbound("charset", f"{charset!r} is not a charset this server knows") from None
+    except UnicodeDecodeError as exc:
+        raise BadInbound("text", f"is not valid {charset}: {exc.reason}") from None
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _is_text_encoding(charset: str) -> bool:
+    try:
+        "".encode(charset)  # LookupError also for codecs that are not text encodings
+    except LookupError:
+        return False
+    return True
+
+
+def _is_id(value: bytes) -> bool:
+    """Digits that fit a 64-bit primary key, rather than whatever int() would accept."""
+    return value.isdigit() and len(value) <= 18

@@ -1,0 +1,468 @@
+"""KannelBackend: Kannel's get-url in, sendsms out, delivery reports back; and its checks.
+
+Inbound requests are written as Kannel 1.4.5 sends them (captured from a real smsbox):
+`%a` is the message's bytes percent-encoded, so a UCS-2 SMS arrives as UTF-16BE bytes.
+Outbound requests go to the `gateway` fixture, a real HTTP server in Kannel's place.
+"""
+
+import socket
+from urllib.parse import quote_from_bytes
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.urls import clear_script_prefix, set_script_prefix
+
+import smsrouter
+from smsrouter import checks, outbound
+from smsrouter.backends.kannel import MAX_RECIPIENTS
+from smsrouter.connections import get_connection
+from smsrouter.messages import OutgoingMessage
+from smsrouter.models import Message
+from tests.gateway import Answer
+
+pytestmark = pytest.mark.django_db
+
+ENGINE = "smsrouter.backends.kannel.KannelBackend"
+PHONE = "+255700000001"
+ACCEPTED = Answer(202, "0: Accepted for delivery")
+
+
+@pytest.fixture
+def kannel(settings, gateway):
+    """A `kannel` backend whose sendsms is the gateway; call it to set more options."""
+
+    def configure(**options):
+        settings.INSTALLED_BACKENDS = {"kannel": {
+            "ENGINE": ENGINE,
+            "sendsms_url": f"{gateway.url}/cgi-bin/sendsms",
+            "sendsms_params": {"username": "u", "password": "p", "from": "5555"},
+            **options,
+        }}
+
+    configure()
+    settings.SMSROUTER_APPS = ["smsrouter.contrib.echo.EchoApp"]
+    settings.SMSROUTER_DEFAULT_RESPONSE = None
+    gateway.default = ACCEPTED
+    return configure
+
+
+def get_url(query):
+    return f"/backend/kannel/?id=%2B255700000001&{query}"
+
+
+def ucs2(text):
+    """`text` as Kannel's %a carries a UCS-2 SMS: UTF-16BE bytes, percent-encoded."""
+    return quote_from_bytes(text.encode("utf-16-be"))
+
+
+def rows():
+    return list(Message.objects.order_by("pk").values_list("direction", "text", "status"))
+
+
+# Inbound: the sms-service get-url.
+
+
+def test_a_message_is_routed_and_kannel_gets_an_empty_answer(client, kannel, gateway):
+    """A non-empty body would go back to the phone as an SMS."""
+    response = client.get(get_url("text=echo+hello&charset=UTF-8&coding=0"))
+    assert (response.status_code, response.content) == (200, b"")
+    assert rows() == [("in", "echo hello", "handled"), ("out", "hello", "sent")]
+    assert Message.objects.filter(direction="in").get().connection.identity == PHONE
+    (sent,) = gateway.requests
+    assert (sent.method, sent.path) == ("GET", "/cgi-bin/sendsms")
+
+
+@pytest.mark.parametrize(
+    ("query", "text"),
+    [
+        # Kannel leaves printable bytes unescaped: 0x30 is "0", 0x4B "K".
+        ("text=%120%12K%12%5D&charset=UTF-16BE&coding=2", "\u1230\u124b\u125d"),
+        ("text=%120%12%0B%12%1D&charset=UTF-16BE&coding=2", "ሰላም"),
+        ("text=%D8%3D%DE%00&charset=UTF-16BE&coding=2", "😀"),  # a surrogate pair
+        (f"text={ucs2('Selam ሰላም 😀')}&charset=UTF-16BE&coding=2", "Selam ሰላም 😀"),
+        ("text=caf%C3%A9+%E2%82%AC&charset=UTF-8&coding=0", "café €"),
+        ("text=caf%E9&charset=ISO-8859-1&coding=0", "café"),
+        ("text=caf%E9&charset=8-BIT&coding=1", "café"),  # 8-bit data: one byte, one char
+        (f"text={ucs2('ሰላም')}&coding=2", "ሰላም"),  # without %C: Kannel's UTF-16BE
+        ("text=caf%C3%A9", "café"),  # without %C and %c: UTF-8
+    ],
+)
+def test_the_text_is_decoded_from_its_bytes_in_the_charset_kannel_names(client, kannel, query,
+                                                                        text):
+    assert client.get(get_url(query)).status_code == 200
+    assert Message.objects.get().text == text
+
+
+def test_a_ucs2_echo_goes_back_as_ucs2(client, kannel, gateway):
+    response = client.get(get_url(f"text={ucs2('echo ሰላም')}&charset=UTF-16BE&coding=2"))
+    assert response.status_code == 200
+    assert rows() == [("in", "echo ሰላም", "handled"), ("out", "ሰላም", "sent")]
+    (sent,) = gateway.requests
+    assert (sent.param("text"), sent.param("coding"), sent.param("charset")) == (
+        "ሰላም", "2", "UTF-8")
+
+
+def test_an_empty_text_is_a_valid_sms(client, kannel):
+    assert client.get(get_url("text=&charset=UTF-8&coding=0")).status_code == 200
+    assert rows() == [("in", "", "handled")]
+
+
+def test_a_post_form_is_read_like_the_query_string(client, kannel):
+    response = client.post("/backend/kannel/", f"id=%2B255700000001&text={ucs2('ሰላም')}"
+                           "&charset=UTF-16BE&coding=2",
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    assert Message.objects.get().text == "ሰላም"
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("/backend/kannel/?text=hi", "id is required (the get-url must pass id=%p)"),
+        ("/backend/kannel/?id=+&text=hi", "id is required (the get-url must pass id=%p)"),
+        (get_url("charset=UTF-8"),
+         "text is required, though it may be empty (the get-url must pass text=%a)"),
+        (get_url("text=hi&charset=KLINGON"),
+         "charset 'KLINGON' is not a charset this server knows"),
+        (get_url("text=%12&charset=UTF-16BE&coding=2"),
+         "text is not valid UTF-16BE: truncated data"),
+    ],
+)
+def test_a_bad_request_is_400_naming_the_field_and_nothing_is_written(client, kannel, url, error):
+    response = client.get(url)
+    assert (response.status_code, response.json()) == (400, {"error": error})
+    assert Message.objects.count() == 0
+
+
+@pytest.mark.parametrize("token", [None, "", "guess"])
+def test_a_missing_or_wrong_token_is_403_and_nothing_is_written_or_logged(
+    client, kannel, caplog, token
+):
+    kannel(token="s3cret-token")
+    query = "" if token is None else f"&token={token}"
+    response = client.get(get_url(f"text=echo+hi{query}"))
+    assert (response.status_code, response.json()) == (403, {"error": "token is missing or wrong"})
+    assert Message.objects.count() == 0
+    assert "s3cret" not in caplog.text and "guess" not in caplog.text
+
+
+def test_the_right_token_is_let_in(client, kannel):
+    kannel(token="s3cret-token")
+    assert client.get(get_url("text=echo+hi&token=s3cret-token")).status_code == 200
+    assert rows() == [("in", "echo hi", "handled"), ("out", "hi", "sent")]
+
+
+def test_kannels_sms_id_makes_a_retried_request_route_once(client, kannel, gateway):
+    """Kannel retries a get-url it got no answer to; %I is the same each time."""
+    url = get_url("text=echo+hi&charset=UTF-8&coding=0&sms_id=edb6a736-f941-4a1f-a4e3-e0aaefc553a9")
+    assert client.get(url).status_code == 200
+    assert client.get(url).status_code == 200
+    assert rows() == [("in", "echo hi", "handled"), ("out", "hi", "sent")]
+    assert Message.objects.get(direction="in").external_id == "edb6a736-f941-4a1f-a4e3-e0aaefc553a9"
+    assert len(gateway.requests) == 1
+
+
+def test_other_methods_are_405(client, kannel):
+    assert client.put(get_url("text=hi")).status_code == 405
+    assert Message.objects.count() == 0
+
+
+# Outbound: sendsms.
+
+
+def test_a_gsm_text_goes_out_as_coding_0_with_the_sendsms_params(kannel, gateway):
+    (msg,) = smsrouter.send("hello {€}", PHONE, backend="kannel")
+    assert (msg.status, msg.error) == ("sent", "")
+    (sent,) = gateway.requests
+    assert {name: values for name, values in sent.query.items()} == {
+        "username": ["u"], "password": ["p"], "from": ["5555"], "to": [PHONE],
+        "text": ["hello {€}"], "charset": ["UTF-8"], "coding": ["0"]}
+
+
+@pytest.mark.parametrize("text", ["ሰላም", "I’m here", "😀", "Привет"])
+def test_a_text_gsm7_cannot_carry_goes_out_as_ucs2_in_utf8(kannel, gateway, text):
+    """Kannel converts the UTF-8 text to UCS-2 for the SMSC."""
+    smsrouter.send(text, PHONE, backend="kannel")
+    (sent,) = gateway.requests
+    assert (sent.param("text"), sent.param("charset"), sent.param("coding")) == (text, "UTF-8", "2")
+
+
+def test_the_coding_option_forces_one_coding(kannel, gateway):
+    kannel(coding=2)
+    smsrouter.send("hello", PHONE, backend="kannel")
+    assert gateway.requests[0].param("coding") == "2"
+
+
+def test_the_charset_option_sends_the_text_in_that_charset(kannel, gateway):
+    kannel(charset="UTF-16BE")
+    smsrouter.send("ሰላም", PHONE, backend="kannel")
+    (sent,) = gateway.requests
+    # UTF-16BE bytes of Ethiopic letters are all ASCII, so the gateway's UTF-8 parse keeps them.
+    assert sent.param("text") == "ሰላም".encode("utf-16-be").decode("ascii")
+    assert (sent.param("charset"), sent.param("coding")) == ("UTF-16BE", "2")
+
+
+def test_a_text_the_charset_cannot_carry_fails_without_a_request(kannel, gateway):
+    kannel(charset="ISO-8859-1")
+    (msg,) = smsrouter.send("ሰላም", PHONE, backend="kannel")
+    assert msg.status == "failed"
+    assert msg.error.startswith("the text cannot be sent in charset ISO-8859-1 (option 'charset')")
+    assert gateway.requests == []
+
+
+def test_recipients_of_one_text_share_a_request(kannel, gateway):
+    """`to` takes several numbers separated by spaces."""
+    numbers = ["+255700000001", "+255700000002", "+255700000003"]
+    sent = smsrouter.send("meeting at 10", numbers, backend="kannel")
+    assert [m.status for m in sent] == ["sent"] * 3
+    (request,) = gateway.requests
+    assert request.param("to") == " ".join(numbers)
+
+
+def test_different_texts_are_different_requests(kannel, gateway):
+    messages = [OutgoingMessage(text, get_connection("kannel", number)) for text, number in
+                [("a", "+1"), ("b", "+2"), ("a", "+3")]]
+    async_to_sync(outbound.deliver)(messages)
+    assert sorted((r.param("text"), r.param("to")) for r in gateway.requests) == [
+        ("a", "+1 +3"), ("b", "+2")]
+
+
+def test_many_recipients_are_split_into_requests_of_max_recipients(kannel, gateway):
+    numbers = [f"+2557{n:08}" for n in range(MAX_RECIPIENTS + 1)]
+    smsrouter.send("hello all", numbers, backend="kannel")
+    assert sorted(len(r.param("to").split()) for r in gateway.requests) == [1, MAX_RECIPIENTS]
+
+
+def test_queued_for_later_delivery_is_sent(kannel, gateway):
+    gateway.answer(202, "3: Queued for later delivery")
+    assert smsrouter.send("hello", PHONE, backend="kannel")[0].status == "sent"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (503, "Temporal failure, try again later.", "temporary"),
+        (400, "Sender missing and no global set, rejected", "permanent"),
+        (403, "Authorization failed for sendsms", "permanent"),
+    ],
+)
+def test_a_refusal_fails_the_message_keeping_kannels_answer(kannel, gateway, status, body, kind):
+    gateway.answer(status, body)
+    (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
+    assert msg.status == "failed"
+    assert msg.error == f"GET {gateway.url}/cgi-bin/sendsms answered {status}: {body}"
+    assert "password" not in Message.objects.get(pk=msg.id).error
+
+
+def test_an_unreachable_kannel_fails_the_message(kannel):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kannel(sendsms_url=f"http://127.0.0.1:{port}/cgi-bin/sendsms")
+    (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
+    assert msg.status == "failed"
+    assert msg.error.startswith(f"GET http://127.0.0.1:{port}/cgi-bin/sendsms failed:")
+
+
+def test_a_failed_request_fails_only_its_own_messages(kannel, gateway):
+    gateway.answer(202, "0: Accepted for delivery")
+    gateway.answer(503, "Temporal failure, try again later.")
+    messages = [OutgoingMessage(text, get_connection("kannel", number)) for text, number in
+                [("a", "+1"), ("b", "+2"), ("a", "+3")]]
+    async_to_sync(outbound.deliver)(messages)
+    by_text = {text: {m.status for m in messages if m.text == text} for text in "ab"}
+    assert sorted(by_text.values(), key=sorted) == [{"failed"}, {"sent"}]
+
+
+# Delivery reports: the dlr-url.
+
+
+def test_with_delivery_reports_each_message_has_its_own_request_and_dlr_url(kannel, gateway):
+    kannel(delivery_report_url="https://sms.example.org")
+    sent = smsrouter.send("hello", ["+1", "+2"], backend="kannel")
+    requests = sorted(gateway.requests, key=lambda r: r.param("to"))
+    assert [(r.param("to"), r.param("dlr-mask")) for r in requests] == [("+1", "31"), ("+2", "31")]
+    assert [r.param("dlr-url") for r in requests] == [
+        f"https://sms.example.org/backend/kannel/status/?message_id={m.id}&status=%d&answer=%A"
+        for m in sent]
+
+
+def test_the_dlr_url_carries_the_token_and_the_sites_own_path(kannel, gateway):
+    kannel(delivery_report_url="https://example.org/sms/", token="s3cret/+")
+    (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
+    assert gateway.requests[0].param("dlr-url") == (
+        f"https://example.org/sms/backend/kannel/status/?message_id={msg.id}"
+        "&status=%d&answer=%A&token=s3cret%2F%2B")
+
+
+def test_the_dlr_url_ignores_the_script_prefix_of_the_running_request(kannel, gateway):
+    kannel(delivery_report_url="https://example.org/sms")
+    set_script_prefix("/mounted/")
+    try:
+        (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
+    finally:
+        clear_script_prefix()
+    assert gateway.requests[0].param("dlr-url").startswith(
+        f"https://example.org/sms/backend/kannel/status/?message_id={msg.id}&")
+
+
+@pytest.fixture
+def sent(kannel):
+    """A message Kannel accepted, with delivery reports on."""
+    kannel(delivery_report_url="https://sms.example.org")
+    (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
+    return Message.objects.get(pk=msg.id)
+
+
+def report(client, message_id, status, answer="", **extra):
+    query = {"message_id": message_id, "status": status, "answer": answer, **extra}
+    return client.get("/backend/kannel/status/", query)
+
+
+def outcome(message):
+    message.refresh_from_db()
+    return message.status, message.error
+
+
+@pytest.mark.parametrize(
+    ("kind", "answer", "expected"),
+    [
+        (1, "", ("delivered", "")),
+        (2, "NACK/0x00000045/Submit failed",
+         ("failed", "undeliverable: NACK/0x00000045/Submit failed")),
+        (2, "", ("failed", "undeliverable")),
+        (4, "", ("sent", "")),
+        (8, "ACK/", ("sent", "")),
+        (16, "NACK/0x0000000b/Invalid Destination Address",
+         ("failed", "rejected by the SMSC: NACK/0x0000000b/Invalid Destination Address")),
+    ],
+)
+def test_each_report_type_sets_its_status(client, sent, kind, answer, expected):
+    response = report(client, sent.pk, kind, answer)
+    assert (response.status_code, response.content) == (200, b"")
+    assert outcome(sent) == expected
+
+
+def test_a_status_only_moves_forward_and_reports_repeat_harmlessly(client, sent):
+    """Kannel's reports come out of order (8 after 1) and may come twice."""
+    for kind in (1, 8, 1, 4):
+        assert report(client, sent.pk, kind).status_code == 200
+    assert outcome(sent) == ("delivered", "")
+
+
+def test_a_report_may_be_posted(client, sent):
+    response = client.post("/backend/kannel/status/", f"message_id={sent.pk}&status=1",
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    assert outcome(sent) == ("delivered", "")
+
+
+BAD_ID = "message_id must be the number smsrouter put in the dlr-url"
+BAD_STATUS = "is not a Kannel report type (1, 2, 4, 8, 16); pass status=%d"
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ({"status": 1}, BAD_ID),
+        ({"message_id": "abc", "status": 1}, BAD_ID),
+        ({"message_id": "-1", "status": 1}, BAD_ID),
+        ({"message_id": "9" * 30, "status": 1}, BAD_ID),  # more than a primary key holds
+        ({"message_id": "999999", "status": 1},
+         "message_id does not match a message sent through 'kannel'"),
+        ({"message_id": "SENT", "status": 3},
+         f"status '3' {BAD_STATUS}"),
+        ({"message_id": "SENT", "status": "%d"},  # Kannel did not fill it in
+         f"status '%d' {BAD_STATUS}"),
+        ({"message_id": "SENT"}, f"status '' {BAD_STATUS}"),
+    ],
+)
+def test_a_bad_report_is_400_naming_the_field_and_changes_nothing(client, sent, query, error):
+    if query.get("message_id") == "SENT":
+        query["message_id"] = sent.pk
+    response = client.get("/backend/kannel/status/", query)
+    assert (response.status_code, response.json()) == (400, {"error": error})
+    assert outcome(sent) == ("sent", "")
+
+
+def test_a_report_on_an_incoming_message_is_400(client, kannel, sent):
+    incoming = smsrouter.incoming("kannel", PHONE, "no reply")
+    response = report(client, incoming.id, 1)
+    assert response.status_code == 400
+    assert Message.objects.get(pk=incoming.id).status == "handled"
+
+
+def test_reports_need_the_token_too(client, sent, kannel):
+    kannel(delivery_report_url="https://sms.example.org", token="s3cret-token")
+    assert report(client, sent.pk, 1).status_code == 403
+    assert report(client, sent.pk, 1, token="guess").status_code == 403
+    assert outcome(sent) == ("sent", "")
+    assert report(client, sent.pk, 1, token="s3cret-token").status_code == 200
+    assert outcome(sent) == ("delivered", "")
+
+
+# System checks.
+
+
+def kannel_errors(settings, **options):
+    settings.INSTALLED_BACKENDS = {"kannel": {"ENGINE": ENGINE, **options}}
+    return checks.check_backends()
+
+
+def test_a_full_rapidsms_configuration_passes(settings):
+    assert kannel_errors(
+        settings, SENDSMS_URL="http://127.0.0.1:13013/cgi-bin/sendsms",
+        sendsms_params={"smsc": "usb0-modem", "from": "+255700000000",
+                        "username": "rapidsms", "password": "CHANGE-ME"},
+        charset="UTF-8", coding=0, delivery_report_url="http://127.0.0.1:8000",
+        token="s3cret", default_region="TZ") == []
+
+
+def test_no_option_is_required(settings):
+    assert kannel_errors(settings) == []
+
+
+def test_a_misspelt_option_names_the_right_one(settings):
+    (error,) = kannel_errors(settings, sendsms_parameters={"username": "u"})
+    assert (error.id, error.hint) == ("smsrouter.E008", "Did you mean 'sendsms_params'?")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [("sendsms_params", "username=u&password=p", "dict"), ("coding", "2", "int"),
+     ("token", 1234, "str"), ("sendsms_url", None, "str")],
+)
+def test_an_option_of_the_wrong_type(settings, option, value, expected):
+    (error,) = kannel_errors(settings, **{option: value})
+    assert error.id == "smsrouter.E009"
+    assert error.msg.endswith(f"option {option!r} must be {expected}, not {type(value).__name__}.")
+
+
+@pytest.mark.parametrize(
+    ("options", "check_id", "hint"),
+    [
+        ({"sendsms_url": "127.0.0.1:13013/cgi-bin/sendsms"}, "smsrouter.E041",
+         "'sendsms_url': 'http://127.0.0.1:13013/cgi-bin/sendsms' (smsbox's sendsms-port)"),
+        ({"sendsms_url": "ftp://kannel/cgi-bin/sendsms"}, "smsrouter.E041", "'sendsms_url'"),
+        ({"delivery_report_url": "sms.example.org"}, "smsrouter.E042", "'delivery_report_url'"),
+        ({"delivery_report_url": "https://sms.example.org/?token=x"}, "smsrouter.E042",
+         "'delivery_report_url': 'https://sms.example.org'"),
+        ({"charset": "KLINGON"}, "smsrouter.E043", "'charset': 'UTF-8'"),
+        ({"charset": "base64"}, "smsrouter.E043", "'charset': 'UTF-8'"),
+        ({"coding": 1}, "smsrouter.E044", "Leave 'coding' out"),
+        ({"coding": True}, "smsrouter.E044", "Leave 'coding' out"),
+        ({"sendsms_params": {"username": "u", "dlr-mask": 31, "charset": "UTF-8"}},
+         "smsrouter.E045", "Remove them"),
+        ({"token": ""}, "smsrouter.E046", "Set 'token' to a long random string"),
+    ],
+)
+def test_a_wrong_value_is_reported_with_what_to_write(settings, options, check_id, hint):
+    (error,) = kannel_errors(settings, **options)
+    assert error.id == check_id
+    assert error.hint.startswith(hint)
+
+
+def test_the_sendsms_params_error_names_each_clash(settings):
+    (error,) = kannel_errors(settings, sendsms_params={"to": "+1", "dlr-url": "x"})
+    assert error.msg == ("Backend 'kannel': sendsms_params sets 'dlr-url', 'to', "
+                         "which the backend sets for each message.")
