@@ -236,7 +236,9 @@ def _decode(text: bytes, charset_field: bytes, coding: bytes) -> str:
     except LookupError:
         raise BadInbound("charset", f"{charset!r} is not a charset this server knows") from None
     except UnicodeDecodeError as exc:
-        raise BadInbound("text", f"is not valid {charset}: {exc.reason}") from None
+        squeezed = " (Kannel's %a squeezes whitespace bytes out of UCS-2: pass text=%b)"
+        raise BadInbound("text", f"is not valid {charset}: {exc.reason}"
+                         f"{squeezed if coding == b'2' else ''}") from None
 
 
 def _is_http_url(url: str) -> bool:
