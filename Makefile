@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: run test bench browser clean
+.PHONY: run test bench system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,15 +30,21 @@ run: $(VENV)/.installed-run
 	$(BIN)/python -m uvicorn demo.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan off
 
 ## test: the whole suite, with coverage
-test: $(VENV)/.installed-dev browser
+test: $(VENV)/.installed-dev system-deps
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
 
-## browser: Debian's chromium for the web UI tests, installed when missing
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
-	  else echo "chromium is missing and this is not root: browser tests will skip."; fi; }
+## system-deps: Debian packages some tests drive, installed when missing: chromium for the
+## web UI tests, kannel (bearerbox, smsbox) and kannel-extras (fakesmsc) for a real Kannel
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	{ command -v bearerbox || test -x /usr/sbin/bearerbox; } >/dev/null 2>&1 || missing="$$missing kannel"; \
+	test -x /usr/lib/kannel/test/fakesmsc || missing="$$missing kannel-extras"; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "Missing Debian packages:$$missing. This is not root, so the tests that need" \
+	  "them will skip; to install them: sudo apt-get install$$missing"; fi
 
 ## bench: the benchmarks under bench/ (by hand, not in CI)
 bench: $(VENV)/.installed-bench
