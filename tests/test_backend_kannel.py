@@ -218,6 +218,15 @@ def test_a_text_the_charset_cannot_carry_fails_without_a_request(kannel, gateway
     assert gateway.requests == []
 
 
+def test_encode_errors_says_what_to_do_with_what_the_charset_cannot_carry(kannel, gateway):
+    """RapidSMS's `"charset": "ascii", "encode_errors": "ignore"` keeps working, lossy as it was."""
+    kannel(charset="ascii", encode_errors="ignore", coding=0)
+    (msg,) = smsrouter.send("Selam ሰላም", PHONE, backend="kannel")
+    assert msg.status == "sent"
+    assert (gateway.requests[0].param("text"), gateway.requests[0].param("charset")) == (
+        "Selam ", "ascii")
+
+
 def test_recipients_of_one_text_share_a_request(kannel, gateway):
     """`to` takes several numbers separated by spaces."""
     numbers = ["+255700000001", "+255700000002", "+255700000003"]
@@ -422,7 +431,8 @@ def test_a_full_rapidsms_configuration_passes(settings):
         settings, SENDSMS_URL="http://127.0.0.1:13013/cgi-bin/sendsms",
         sendsms_params={"smsc": "usb0-modem", "from": "+255700000000",
                         "username": "rapidsms", "password": "CHANGE-ME"},
-        charset="UTF-8", coding=0, delivery_report_url="http://127.0.0.1:8000",
+        charset="ascii", encode_errors="ignore", coding=0,
+        delivery_report_url="http://127.0.0.1:8000",
         token="s3cret", default_region="TZ") == []
 
 
@@ -457,6 +467,7 @@ def test_an_option_of_the_wrong_type(settings, option, value, expected):
          "'delivery_report_url': 'https://sms.example.org'"),
         ({"charset": "KLINGON"}, "smsrouter.E043", "'charset': 'UTF-8'"),
         ({"charset": "base64"}, "smsrouter.E043", "'charset': 'UTF-8'"),
+        ({"encode_errors": "skip"}, "smsrouter.E047", "Leave it out"),
         ({"coding": 1}, "smsrouter.E044", "Leave 'coding' out"),
         ({"coding": True}, "smsrouter.E044", "Leave 'coding' out"),
         ({"sendsms_params": {"username": "u", "dlr-mask": 31, "charset": "UTF-8"}},

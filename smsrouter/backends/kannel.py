@@ -9,6 +9,7 @@ UCS-2 (`coding=2`), or its characters would be lost on the way to the phone.
 """
 
 import asyncio
+import codecs
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -54,6 +55,7 @@ class KannelBackend(BaseBackend):
         "sendsms_url": str,
         "sendsms_params": dict,
         "charset": str,
+        "encode_errors": str,
         "coding": int,
         "delivery_report_url": str,
         "token": str,
@@ -64,6 +66,7 @@ class KannelBackend(BaseBackend):
         self.sendsms_url: str = self.config.get("sendsms_url", DEFAULT_SENDSMS_URL)
         self.sendsms_params: dict[str, Any] = self.config.get("sendsms_params", {})
         self.charset: str = self.config.get("charset", "UTF-8")
+        self.encode_errors: str = self.config.get("encode_errors", "strict")
         self.coding: int | None = self.config.get("coding")
         self.delivery_report_url: str | None = self.config.get("delivery_report_url")
         self.token: str | None = self.config.get("token")
@@ -92,6 +95,13 @@ class KannelBackend(BaseBackend):
                 f"Backend {name!r}: charset {charset!r} is not a text encoding.",
                 hint="'charset': 'UTF-8' (Kannel converts to what the SMSC takes)",
                 id="smsrouter.E043"))
+        handler = given.get("encode_errors")
+        if isinstance(handler, str) and not _is_error_handler(handler):
+            errors.append(Error(
+                f"Backend {name!r}: encode_errors {handler!r} is not a codec error handler.",
+                hint="Leave it out to fail a text the charset cannot carry; 'replace' sends "
+                "'?' instead of each such character, 'ignore' drops them.",
+                id="smsrouter.E047"))
         coding = given.get("coding")
         if isinstance(coding, int) and (isinstance(coding, bool) or coding not in (0, 2)):
             errors.append(Error(
@@ -161,7 +171,7 @@ class KannelBackend(BaseBackend):
     async def _sendsms(self, batch: list[OutgoingMessage]) -> None:
         text = batch[0].text
         try:
-            encoded = text.encode(self.charset)
+            encoded = text.encode(self.charset, self.encode_errors)
         except UnicodeEncodeError as exc:
             raise PermanentSendError(
                 f"the text cannot be sent in charset {self.charset} (option 'charset'): "
@@ -249,6 +259,14 @@ def _is_http_url(url: str) -> bool:
 def _is_text_encoding(charset: str) -> bool:
     try:
         "".encode(charset)  # LookupError also for codecs that are not text encodings
+    except LookupError:
+        return False
+    return True
+
+
+def _is_error_handler(handler: str) -> bool:
+    try:
+        codecs.lookup_error(handler)
     except LookupError:
         return False
     return True
