@@ -1,7 +1,7 @@
 """KannelBackend: Kannel's get-url in, sendsms out, delivery reports back; and its checks.
 
 Inbound requests are written as Kannel 1.4.5 sends them (captured from a real smsbox):
-`%a` is the message's bytes percent-encoded, so a UCS-2 SMS arrives as UTF-16BE bytes.
+`%b` is the message's bytes percent-encoded, so a UCS-2 SMS arrives as UTF-16BE bytes.
 Outbound requests go to the `gateway` fixture, a real HTTP server in Kannel's place.
 """
 
@@ -124,7 +124,7 @@ SQUEEZED = " (Kannel's %a squeezes whitespace bytes out of UCS-2: pass text=%b)"
         ("/backend/kannel/?text=hi", "id is required (the get-url must pass id=%p)"),
         ("/backend/kannel/?id=+&text=hi", "id is required (the get-url must pass id=%p)"),
         (get_url("charset=UTF-8"),
-         "text is required, though it may be empty (the get-url must pass text=%a)"),
+         "text is required, though it may be empty (the get-url must pass text=%b)"),
         (get_url("text=hi&charset=KLINGON"),
          "charset 'KLINGON' is not a charset this server knows"),
         (get_url("text=%12&charset=UTF-16BE&coding=2"), f"text is not valid UTF-16BE: "

@@ -1,11 +1,12 @@
 """Kannel's smsbox: messages arrive through an sms-service get-url and leave through sendsms.
 
-A drop-in for RapidSMS's Kannel backend: the same options and the same get-url
+A drop-in for RapidSMS's Kannel backend: the same options, and the same get-url
 (`?id=%p&text=%a&charset=%C&coding=%c`), so an existing kannel.conf keeps working. Two
-things need care. Kannel's `%a` is the message's bytes, percent-encoded, in the charset
-`%C` names (UTF-16BE for a UCS-2 SMS), so the text is decoded from those bytes, never
-through Django's UTF-8 `request.GET`. And a reply that GSM-7 cannot carry goes out as
-UCS-2 (`coding=2`), or its characters would be lost on the way to the phone.
+things need care. Kannel's `%b` (and `%a`) is the message's bytes, percent-encoded, in the
+charset `%C` names: UTF-16BE for a UCS-2 SMS. So the text is decoded from those bytes,
+never through Django's UTF-8 `request.GET`. `%a` also squeezes whitespace bytes, which
+breaks UCS-2 texts; docs/backends/kannel.md has the get-url with `%b`. And a reply that
+GSM-7 cannot carry goes out as UCS-2 (`coding=2`), or its characters would be lost.
 """
 
 import asyncio
@@ -132,7 +133,7 @@ class KannelBackend(BaseBackend):
             raise BadInbound("id", "is required (the get-url must pass id=%p)")
         if "text" not in fields:
             raise BadInbound("text", "is required, though it may be empty "
-                             "(the get-url must pass text=%a)")
+                             "(the get-url must pass text=%b)")
         text = _decode(fields["text"], fields.get("charset", b""), fields.get("coding", b""))
         sms_id = fields.get("sms_id", b"").decode("utf-8", "replace")
         return Inbound(identity=identity, text=text, external_id=sms_id or None)
