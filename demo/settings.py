@@ -1,7 +1,9 @@
 """The demo project that `make run` serves: SQLite, inline processing, two httptester phones.
 
-Environment overrides: DATABASE_URL (default: SQLite in this folder), SMSROUTER_PROCESSING,
-DJANGO_DEBUG, DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS. To add backends in your own
+Environment overrides: DATABASE_URL (default: SQLite in this folder), SMSROUTER_PROCESSING
+("inline", "celery" or "channels"), CELERY_BROKER_URL (Redis or RabbitMQ), REDIS_URL or
+CHANNEL_LAYER_URL (channel layer and shared cache; default: in-process), DJANGO_DEBUG,
+DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS. To add backends in your own
 settings module: `from demo.settings import *`, then `INSTALLED_BACKENDS["kannel-mtn"] = {...}`.
 """
 
@@ -23,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "channels",
     "smsrouter",
     "smsrouter.contrib.httptester",
 ]
@@ -82,6 +85,22 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"smsrouter": {"handlers": ["console"], "level": "INFO"}},
+}
+
+# Scaling out: a broker for Celery, a Redis for the channel layer and the shared cache
+# (rate limits). Without them, everything stays in this process.
+REDIS_URL = os.environ.get("CHANNEL_LAYER_URL") or os.environ.get("REDIS_URL")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CHANNEL_LAYERS = {
+    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    if REDIS_URL else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 
 INSTALLED_BACKENDS = {

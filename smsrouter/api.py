@@ -1,13 +1,15 @@
 """The public API: `incoming()` is the one entry point for inbound SMS, `send()` for outbound."""
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
+from django.utils import timezone
 
 from smsrouter import conf, dispatch, inbound, outbound
 from smsrouter.backends import backends
-from smsrouter.connections import get_connection
+from smsrouter.connections import get_connections
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Connection
 
@@ -56,46 +58,60 @@ def incoming(
 Recipients = Connection | str | Iterable[Connection | str]
 
 
-async def asend(text: str, to: Recipients, *, backend: str | None = None) -> list[OutgoingMessage]:
+async def asend(
+    text: str, to: Recipients, *, backend: str | None = None, at: datetime | None = None
+) -> list[OutgoingMessage]:
     """Send `text` to each recipient: Connections, or identities on `backend`.
 
-    `backend` may be left out when INSTALLED_BACKENDS has only one entry. Each message is
-    stored; the returned objects carry each one's status.
+    `backend` may be left out when INSTALLED_BACKENDS has only one entry. `at` schedules
+    the messages for later (an aware datetime). Each message is stored first; the returned
+    objects carry each one's status.
     """
+    if at is not None and timezone.is_naive(at):
+        raise ValueError("at= must be an aware datetime, e.g. timezone.now() + timedelta(hours=1).")
     recipients = [to] if isinstance(to, (str, Connection)) else list(to)
     connections = await sync_to_async(_connections_for, thread_sensitive=True)(recipients, backend)
     messages = [OutgoingMessage(text, connection) for connection in connections]
     if messages:
-        await outbound.deliver(messages)
+        await outbound.deliver(messages, due_at=at)
     return messages
 
 
-def send(text: str, to: Recipients, *, backend: str | None = None) -> list[OutgoingMessage]:
+def send(
+    text: str, to: Recipients, *, backend: str | None = None, at: datetime | None = None
+) -> list[OutgoingMessage]:
     """The blocking twin of `asend()`."""
-    return async_to_sync(asend)(text, to, backend=backend)
+    return async_to_sync(asend)(text, to, backend=backend, at=at)
 
 
 def _connections_for(recipients: list[Connection | str], backend: str | None) -> list[Connection]:
     if backend is not None:
         backends[backend]  # UnknownBackend
-    connections = []
+    identities: list[str] = []
     for recipient in recipients:
         if isinstance(recipient, Connection):
-            connection = recipient
-            if not Connection._meta.get_field("backend").is_cached(connection):
-                connection = Connection.objects.select_related("backend").get(pk=connection.pk)
-            backends[connection.backend.name]  # UnknownBackend
-            if backend is not None and connection.backend.name != backend:
-                raise ValueError(
-                    f"Connection {connection} is on backend {connection.backend.name!r}, "
-                    f"not {backend!r}; leave backend= out to use the connection's own."
-                )
-            connections.append(connection)
-        elif isinstance(recipient, str) and recipient:
-            name = backend or _only_backend()
-            connections.append(get_connection(name, backends[name].normalize(recipient)))
-        else:
+            continue
+        if not isinstance(recipient, str) or not recipient:
             raise ValueError(f"Recipients must be Connections or non-empty strings, not {recipient!r}.")
+        identities.append(recipient)
+    if identities:
+        name = backend or _only_backend()
+        by_identity = iter(get_connections(name, [backends[name].normalize(i) for i in identities]))
+    connections = []
+    for recipient in recipients:
+        if not isinstance(recipient, Connection):
+            connections.append(next(by_identity))
+            continue
+        connection = recipient
+        if not Connection._meta.get_field("backend").is_cached(connection):
+            connection = Connection.objects.select_related("backend").get(pk=connection.pk)
+        backends[connection.backend.name]  # UnknownBackend
+        if backend is not None and connection.backend.name != backend:
+            raise ValueError(
+                f"Connection {connection} is on backend {connection.backend.name!r}, "
+                f"not {backend!r}; leave backend= out to use the connection's own."
+            )
+        connections.append(connection)
     return connections
 
 

@@ -1,10 +1,12 @@
 """System checks: wrong settings fail at start-up with a hint that says what to write.
 
 Ids come in blocks per setting and are never reused: E00x INSTALLED_BACKENDS,
-E01x SMSROUTER_PROCESSING, E02x SMSROUTER_APPS, E03x SMSROUTER_DEFAULT_RESPONSE.
+E01x SMSROUTER_PROCESSING, E02x SMSROUTER_APPS, E03x SMSROUTER_DEFAULT_RESPONSE;
+W00x the deployment around them (caches).
 """
 
 import importlib
+import importlib.util
 import re
 from collections.abc import Callable
 from types import ModuleType
@@ -12,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
-from django.core.checks import CheckMessage, Error
+from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from smsrouter import conf, dispatch
@@ -98,14 +100,44 @@ def _check_engine(name: str, engine: str, config: dict[str, Any]) -> list[CheckM
 
 def check_processing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     configured = conf.get("SMSROUTER_PROCESSING")
-    if configured in dispatch.MODES:
+    if configured not in dispatch.MODES:
+        return [Error(
+            f"SMSROUTER_PROCESSING = {configured!r} is not a processing mode.",
+            hint=f"Use one of {', '.join(map(repr, dispatch.MODES))}; "
+            f"SMSROUTER_PROCESSING = {dispatch.INLINE!r} routes in the request.",
+            id="smsrouter.E010",
+        )]
+    if configured == dispatch.CELERY and importlib.util.find_spec("celery") is None:
+        return [Error("SMSROUTER_PROCESSING = 'celery' but Celery is not installed.",
+                      hint="pip install 'smsrouter[scale]' (or celery[redis]).",
+                      id="smsrouter.E011")]
+    if configured == dispatch.CHANNELS:
+        layer = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("BACKEND", "")
+        if not layer or layer.endswith("InMemoryChannelLayer"):
+            return [Error("SMSROUTER_PROCESSING = 'channels' needs a channel layer that the web "
+                          "and worker processes share.",
+                          hint="CHANNEL_LAYERS = {'default': {'BACKEND': "
+                          "'channels_redis.core.RedisChannelLayer', 'CONFIG': "
+                          "{'hosts': ['redis://127.0.0.1:6379/0']}}}",
+                          id="smsrouter.E012")]
+    return []
+
+
+def check_rate_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    configured = getattr(settings, "INSTALLED_BACKENDS", None)
+    if not isinstance(configured, dict) or conf.get("SMSROUTER_PROCESSING") == dispatch.INLINE:
         return []
-    return [Error(
-        f"SMSROUTER_PROCESSING = {configured!r} is not a processing mode.",
-        hint=f"Use one of {', '.join(map(repr, dispatch.MODES))}; "
-        f"SMSROUTER_PROCESSING = {dispatch.INLINE!r} routes in the request.",
-        id="smsrouter.E010",
-    )]
+    limited = [name for name, config in configured.items()
+               if isinstance(config, dict) and {k.lower() for k in config} & {"rate_limit"}]
+    cache = settings.CACHES.get("default", {}).get("BACKEND", "")
+    if limited and cache.endswith(("LocMemCache", "DummyCache")):
+        return [Warning(
+            f"Backends {', '.join(map(repr, limited))} have a rate_limit, but the default "
+            "cache is per process: each worker would send at the full rate.",
+            hint="CACHES = {'default': {'BACKEND': 'django.core.cache.backends.redis.RedisCache', "
+            "'LOCATION': 'redis://127.0.0.1:6379/1'}}",
+            id="smsrouter.W001")]
+    return []
 
 
 def check_apps(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -166,6 +198,7 @@ def _did_you_mean(module: ModuleType, base: type, pattern: str) -> str:
 CHECKS: tuple[Callable[..., list[CheckMessage]], ...] = (
     check_backends,
     check_processing,
+    check_rate_limits,
     check_apps,
     check_default_response,
 )

@@ -12,6 +12,12 @@ DEFAULTS: dict[str, Any] = {
     "SMSROUTER_APPS": [],
     "SMSROUTER_PROCESSING": "inline",
     "SMSROUTER_DEFAULT_RESPONSE": None,
+    # Sends that fail for a reason a retry may fix (queued modes): how often and how soon.
+    "SMSROUTER_SEND_MAX_ATTEMPTS": 8,
+    "SMSROUTER_SEND_BACKOFF": 5.0,
+    "SMSROUTER_SEND_BACKOFF_MAX": 600.0,
+    # smsrouter_recover re-dispatches messages untouched for this long (seconds).
+    "SMSROUTER_RECOVER_AFTER": 300,
 }
 
 

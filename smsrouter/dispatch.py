@@ -1,17 +1,35 @@
 """Where a stored message goes next, by SMSROUTER_PROCESSING.
 
-"inline" routes and sends in the caller's request: no worker to run, and what tests and
-the demo use. The task-queue modes of ARCHITECTURE.md join MODES when they are built.
+* "inline" routes and sends in the caller's request: no worker to run; tests and the
+  demo use it.
+* "celery" hands the message's id to a Celery task once the row is committed; the
+  request does not wait for routing.
+* "channels" sends the id to the channel "smsrouter.incoming" (or "smsrouter.outgoing"),
+  served by `manage.py runworker smsrouter.incoming smsrouter.outgoing`.
+
+Only ids travel, and only after the commit that made the row: a task queue or channel
+layer that loses or repeats one costs nothing, since workers claim the row before acting
+and `smsrouter_recover` finds any row left behind.
 """
 
+from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import transaction
+from django.utils import timezone
 
 from smsrouter import conf, inbound, outbound
 from smsrouter.exceptions import ConfigurationError
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 
-INLINE = "inline"
-MODES = (INLINE,)
+INLINE, CELERY, CHANNELS = "inline", "celery", "channels"
+MODES = (INLINE, CELERY, CHANNELS)
+INCOMING_CHANNEL, OUTGOING_CHANNEL = "smsrouter.incoming", "smsrouter.outgoing"
+#: Ids per send task or channel message: enough to batch, few enough to spread.
+SEND_CHUNK = 100
 
 
 def mode() -> str:
@@ -25,12 +43,58 @@ def mode() -> str:
 
 
 async def route(msg: IncomingMessage) -> None:
-    """Route a stored inbound message."""
-    mode()
-    await inbound.route(msg)
+    """Route a stored inbound message now, or once committed, in a worker."""
+    if mode() == INLINE:
+        await inbound.route(msg)
+    else:
+        await sync_to_async(transaction.on_commit, thread_sensitive=True)(
+            partial(route_later, msg.id)
+        )
 
 
-async def send(messages: Sequence[OutgoingMessage]) -> None:
-    """Send stored, queued outgoing messages."""
-    mode()
-    await outbound.send_now(messages)
+async def send(messages: Sequence[OutgoingMessage], due_at: datetime | None = None) -> None:
+    """Send stored, queued outgoing messages now (or when due), here or in a worker."""
+    if mode() == INLINE:
+        if due_at is None or due_at <= timezone.now():
+            await outbound.send_now(messages)
+        return
+    by_backend: dict[str, list[int]] = defaultdict(list)
+    for message in messages:
+        by_backend[message.backend_name].append(message.id)
+
+    def enqueue() -> None:
+        for backend_name, ids in by_backend.items():
+            send_later(backend_name, ids, due_at)
+
+    await sync_to_async(transaction.on_commit, thread_sensitive=True)(enqueue)
+
+
+def route_later(message_id: int) -> None:
+    """Hand an inbound message's id to a worker (celery and channels modes)."""
+    if mode() == CELERY:
+        from smsrouter.tasks import route_message
+
+        route_message.delay(message_id)
+    else:
+        _to_channel(INCOMING_CHANNEL, {"type": "smsrouter.route", "message_id": message_id})
+
+
+def send_later(backend_name: str, ids: Sequence[int], due_at: datetime | None = None) -> None:
+    """Hand outgoing ids to workers, in chunks; a channel layer cannot wait, so a future
+    `due_at` there is left to `smsrouter_recover`."""
+    celery = mode() == CELERY
+    for start in range(0, len(ids), SEND_CHUNK):
+        chunk = list(ids[start:start + SEND_CHUNK])
+        if celery:
+            from smsrouter.tasks import send_messages
+
+            send_messages.apply_async((backend_name, chunk), eta=due_at)
+        elif due_at is None or due_at <= timezone.now():
+            _to_channel(OUTGOING_CHANNEL, {"type": "smsrouter.send", "backend": backend_name,
+                                           "message_ids": chunk})
+
+
+def _to_channel(channel: str, message: dict[str, object]) -> None:
+    from channels.layers import get_channel_layer
+
+    async_to_sync(get_channel_layer().send)(channel, message)

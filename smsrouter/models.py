@@ -84,6 +84,13 @@ class Message(models.Model):
     )
     fields = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times a send was tried."
+    )
+    due_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Not to be sent before this time: a scheduled send, or a retry's backoff.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -98,6 +105,7 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["connection", "created_at"], name="smsrouter_conversation"),
             models.Index(fields=["status", "updated_at"], name="smsrouter_status_age"),
+            models.Index(fields=["status", "due_at"], name="smsrouter_status_due"),
         ]
 
     def __str__(self) -> str:

@@ -8,12 +8,14 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from smsrouter import dispatch, gsm
 from smsrouter.backends import backends
+from smsrouter.exceptions import TemporarySendError
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Direction, Message, Status
 from smsrouter.router import Router
@@ -23,9 +25,13 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
 
 
-async def deliver(messages: Sequence[OutgoingMessage], router: Router | None = None) -> None:
+async def deliver(
+    messages: Sequence[OutgoingMessage],
+    router: Router | None = None,
+    due_at: datetime | None = None,
+) -> None:
     """Store the messages, run the apps' outgoing phase, and hand the rest on for sending."""
-    await sync_to_async(store, thread_sensitive=True)(messages)
+    await sync_to_async(store, thread_sensitive=True)(messages, due_at)
     router = router or Router()
     cancelled = []
     for msg in messages:
@@ -36,10 +42,10 @@ async def deliver(messages: Sequence[OutgoingMessage], router: Router | None = N
         await sync_to_async(save_outcomes, thread_sensitive=True)(cancelled)
     ready = [msg for msg in messages if msg.status == Status.QUEUED]
     if ready:
-        await dispatch.send(ready)
+        await dispatch.send(ready, due_at)
 
 
-def store(messages: Sequence[OutgoingMessage]) -> None:
+def store(messages: Sequence[OutgoingMessage], due_at: datetime | None = None) -> None:
     records = [
         Message(
             direction=Direction.OUT,
@@ -48,6 +54,7 @@ def store(messages: Sequence[OutgoingMessage]) -> None:
             text=msg.text,
             segments=gsm.segments(msg.text),
             status=Status.QUEUED,
+            due_at=due_at,
             in_response_to_id=msg.in_response_to.id if msg.in_response_to else None,
         )
         for msg in messages
@@ -59,20 +66,28 @@ def store(messages: Sequence[OutgoingMessage]) -> None:
 
 async def send_now(messages: Sequence[OutgoingMessage]) -> None:
     """Send in this process: one backend call per backend, then record each outcome."""
-    by_backend: dict[str, list[OutgoingMessage]] = defaultdict(list)
     for msg in messages:
-        by_backend[msg.backend_name].append(msg)
-    await asyncio.gather(*(_send_batch(name, batch) for name, batch in by_backend.items()))
+        msg.record.attempts += 1
+    await send_batches(messages)
     await sync_to_async(save_outcomes, thread_sensitive=True)(messages)
 
 
-async def _send_batch(backend_name: str, batch: list[OutgoingMessage]) -> None:
+async def send_batches(messages: Sequence[OutgoingMessage]) -> None:
+    """One backend call per backend, concurrently; each message's outcome set on it."""
+    by_backend: dict[str, list[OutgoingMessage]] = defaultdict(list)
+    for msg in messages:
+        by_backend[msg.backend_name].append(msg)
+    await asyncio.gather(*(send_batch(name, batch) for name, batch in by_backend.items()))
+
+
+async def send_batch(backend_name: str, batch: Sequence[OutgoingMessage]) -> None:
     try:
         await backends[backend_name].send(batch)
     except Exception as exc:
         logger.exception("backend %s failed to send messages %s", backend_name, [m.id for m in batch])
         for msg in batch:
             msg.status, msg.error = Status.FAILED, f"{type(exc).__name__}: {exc}"
+            msg.retry = isinstance(exc, TemporarySendError)
         return
     for msg in batch:
         if msg.status != Status.FAILED:
@@ -85,18 +100,23 @@ def save_outcomes(messages: Sequence[OutgoingMessage]) -> None:
     Gateway ids differ per message, so messages that carry one are updated row by row.
     """
     now = timezone.now()
-    alike: dict[tuple[str, str], list[int]] = defaultdict(list)
+    alike: dict[tuple[str, str, datetime | None, int], list[int]] = defaultdict(list)
     with_ids = []
     for msg in messages:
         record = msg.record
         record.status, record.error, record.external_id = msg.status, msg.error, msg.external_id
         record.updated_at = now
+        if msg.status == Status.QUEUED:
+            record.due_at = msg.due_at
         if msg.external_id is None:
-            alike[(msg.status, msg.error)].append(record.pk)
+            alike[(msg.status, msg.error, record.due_at, record.attempts)].append(record.pk)
         else:
             with_ids.append(record)
-    for (status, error), ids in alike.items():
-        Message.objects.filter(pk__in=ids).update(status=status, error=error, updated_at=now)
+    for (status, error, due_at, attempts), ids in alike.items():
+        Message.objects.filter(pk__in=ids).update(
+            status=status, error=error, due_at=due_at, attempts=attempts, updated_at=now
+        )
     Message.objects.bulk_update(
-        with_ids, ["status", "error", "external_id", "updated_at"], batch_size=BATCH_SIZE
+        with_ids, ["status", "error", "external_id", "due_at", "attempts", "updated_at"],
+        batch_size=BATCH_SIZE,
     )

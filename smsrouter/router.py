@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.core.signals import setting_changed
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from smsrouter.messages import IncomingMessage, OutgoingMessage
 
 logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 PHASES = ("start", "filter", "parse", "handle", "default", "cleanup", "outgoing")
 
@@ -62,6 +65,32 @@ class App:
     def outgoing(self, msg: OutgoingMessage) -> bool:
         """Return False to cancel this outgoing message. Apps run in reverse order."""
         return True
+
+
+def periodic(every: float | timedelta) -> Callable[[F], F]:
+    """Run this App method every `every` (seconds or a timedelta) under Celery beat.
+
+    RapidSMS's scheduler, the threadless way: beat enqueues, a worker runs the method on a
+    fresh instance of the app. It may be `def` or `async def`, and takes no arguments.
+    """
+    seconds = every.total_seconds() if isinstance(every, timedelta) else float(every)
+    if seconds <= 0:
+        raise ValueError(f"periodic(every={every!r}) must be a positive interval.")
+
+    def mark(method: F) -> F:
+        method.smsrouter_every = seconds  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+def periodic_jobs(app_class: type[App]) -> list[tuple[str, float]]:
+    """The app's periodic methods and their intervals in seconds."""
+    return [
+        (name, member.smsrouter_every)
+        for name, member in inspect.getmembers(app_class)
+        if hasattr(member, "smsrouter_every")
+    ]
 
 
 # What a phase answers when the app does not override it or raises: routing goes on as if

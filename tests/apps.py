@@ -153,3 +153,30 @@ class AsyncKeyword(KeywordHandler):
 
     async def handle(self, text: str) -> None:
         self.respond(text)
+
+
+class WorkerKilled(BaseException):
+    """Stands for a worker dying mid-routing: not an Exception, so no app handler catches it."""
+
+
+class WritesThenDies(App):
+    """Writes a contact, then the worker 'dies' before routing finishes."""
+
+    def handle(self, msg: IncomingMessage) -> bool:
+        Contact.objects.create(name=f"from {msg.text}")
+        if msg.text == "die":
+            raise WorkerKilled()
+        msg.respond("ok")
+        return True
+
+
+class Reminders(App):
+    from smsrouter.router import periodic
+
+    @periodic(every=3600)
+    def remind(self) -> None:
+        Contact.objects.create(name="reminded")
+
+    @periodic(every=60)
+    async def tick(self) -> None:
+        calls.append("tick")

@@ -109,6 +109,32 @@ def test_unknown_processing_mode(settings):
     assert error.id == "smsrouter.E010" and "'inline'" in error.hint
 
 
+def test_channels_mode_needs_a_shared_channel_layer(settings):
+    settings.SMSROUTER_PROCESSING = "channels"
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    (error,) = checks.check_processing()
+    assert error.id == "smsrouter.E012" and "RedisChannelLayer" in error.hint
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
+    assert checks.check_processing() == []
+
+
+def test_celery_mode_passes_where_celery_is_installed(settings):
+    settings.SMSROUTER_PROCESSING = "celery"
+    assert checks.check_processing() == []
+
+
+def test_a_rate_limit_with_a_per_process_cache_warns_in_queued_modes(settings):
+    settings.INSTALLED_BACKENDS = {"x": {"ENGINE": HTTPTESTER, "rate_limit": 5}}
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert checks.check_rate_limits() == []
+    settings.SMSROUTER_PROCESSING = "celery"
+    (warning,) = checks.check_rate_limits()
+    assert warning.id == "smsrouter.W001" and "RedisCache" in warning.hint
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:6379/1"}}
+    assert checks.check_rate_limits() == []
+
+
 @pytest.mark.parametrize("value", ["smsrouter.contrib.echo.EchoApp", [1], None])
 def test_apps_must_be_a_list_of_paths(settings, value):
     settings.SMSROUTER_APPS = value

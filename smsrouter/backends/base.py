@@ -13,7 +13,7 @@ from django.core.checks import CheckMessage, Error
 from django.http import HttpRequest, HttpResponse
 
 from smsrouter import phones
-from smsrouter.exceptions import BadInbound, BadSignature, SendError
+from smsrouter.exceptions import BadInbound, BadSignature, SendError, TemporarySendError
 
 if TYPE_CHECKING:
     from smsrouter.messages import OutgoingMessage
@@ -63,7 +63,11 @@ class BaseBackend:
     #: Options without which the backend cannot work.
     required_config: ClassVar[tuple[str, ...]] = ()
     #: Options every backend takes.
-    common_options: ClassVar[dict[str, OptionType]] = {"default_region": str}
+    common_options: ClassVar[dict[str, OptionType]] = {
+        "default_region": str,
+        "rate_limit": (int, float),  # messages per second, across all workers
+        "concurrency": int,  # requests in flight per worker, for one-message-per-request APIs
+    }
 
     def __init__(self, name: str, **config: Any) -> None:
         self.name = name
@@ -134,6 +138,28 @@ class BaseBackend:
         """What the gateway expects back once its report is recorded."""
         return HttpResponse("OK", content_type="text/plain")
 
+    async def send_each(
+        self,
+        messages: Sequence[OutgoingMessage],
+        send_one: Callable[[OutgoingMessage], Awaitable[str | None]],
+    ) -> None:
+        """For APIs that take one message per request: `concurrency` requests at a time.
+
+        `send_one` returns the gateway's id for the message. Its SendError fails that
+        message alone; the error is kept on it, and a TemporarySendError marks it for a retry.
+        """
+        limit = asyncio.Semaphore(self.config.get("concurrency") or 10)
+
+        async def one(message: OutgoingMessage) -> None:
+            async with limit:
+                try:
+                    message.external_id = await send_one(message)
+                except SendError as exc:
+                    message.status, message.error = "failed", str(exc)
+                    message.retry = isinstance(exc, TemporarySendError)
+
+        await asyncio.gather(*(one(message) for message in messages))
+
 
 def form_inbound(request: HttpRequest, identity_field: str, text_field: str) -> Inbound:
     """Read a form-encoded message. The identity must not be empty; the text may be."""
@@ -157,24 +183,3 @@ def require_token(request: HttpRequest, expected: str | None, param: str = "toke
     if not hmac.compare_digest(given.encode(), str(expected).encode()):
         raise BadSignature(f"{param} is missing or wrong")
 
-
-async def send_each(
-    messages: Sequence[OutgoingMessage],
-    send_one: Callable[[OutgoingMessage], Awaitable[str | None]],
-    concurrency: int = 10,
-) -> None:
-    """For APIs that take one message per request: a few requests at a time.
-
-    `send_one` returns the gateway's id for the message. Its SendError fails that message
-    alone; the error is kept on it.
-    """
-    limit = asyncio.Semaphore(concurrency)
-
-    async def one(message: OutgoingMessage) -> None:
-        async with limit:
-            try:
-                message.external_id = await send_one(message)
-            except SendError as exc:
-                message.status, message.error = "failed", str(exc)
-
-    await asyncio.gather(*(one(message) for message in messages))

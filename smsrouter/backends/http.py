@@ -24,7 +24,7 @@ from django.core.checks import CheckMessage, Error
 from django.http import HttpRequest
 
 from smsrouter import http
-from smsrouter.backends.base import BaseBackend, Inbound, require_token, send_each
+from smsrouter.backends.base import BaseBackend, Inbound, require_token
 from smsrouter.exceptions import BadInbound
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class HttpBackend(BaseBackend):
 
     async def send(self, messages: Sequence[OutgoingMessage]) -> None:
         """One request per message, the template filled with its values."""
-        await send_each(messages, self._request)
+        await self.send_each(messages, self._request)
 
     async def _request(self, message: OutgoingMessage) -> None:
         values = {"identity": message.connection.identity, "text": message.text, "id": message.id}

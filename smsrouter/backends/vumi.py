@@ -11,7 +11,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from smsrouter import http
-from smsrouter.backends.base import BaseBackend, Inbound, StatusReport, require_token, send_each
+from smsrouter.backends.base import BaseBackend, Inbound, StatusReport, require_token
 from smsrouter.exceptions import BadInbound
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
@@ -48,7 +48,7 @@ class VumiBackend(BaseBackend):
 
     async def send(self, messages: Sequence[OutgoingMessage]) -> None:
         """One POST per message: Vumi takes one address each."""
-        await send_each(messages, self._post)
+        await self.send_each(messages, self._post)
 
     async def _post(self, message: OutgoingMessage) -> str | None:
         payload: dict[str, Any] = {

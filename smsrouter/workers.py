@@ -1,0 +1,126 @@
+"""What a worker does with an id it receives: claim the row, then route or send it.
+
+Task queues and channel layers may deliver an id twice, or lose it (`smsrouter_recover`
+then finds the row). So workers take ids, not messages, and claim each row before acting:
+a message is routed once, and sent by one worker at a time.
+"""
+
+import inspect
+import logging
+import random
+from collections.abc import Sequence
+from datetime import timedelta
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+from django.utils import timezone
+
+from smsrouter import conf, dispatch, inbound, outbound, ratelimit
+from smsrouter.backends import backends
+from smsrouter.messages import IncomingMessage, OutgoingMessage
+from smsrouter.models import Direction, Message, Status
+from smsrouter.router import Router, resolve_app
+
+logger = logging.getLogger(__name__)
+
+
+def route_by_id(message_id: int) -> bool:
+    """Route a stored inbound message if it still waits; whether this call routed it.
+
+    The claim and the routing share one transaction: a worker killed half-way leaves the
+    message "received", with none of its effects, for the next attempt; a second worker
+    skips the locked row. Replies are handed on for sending once it commits.
+    """
+    with transaction.atomic():
+        record = (
+            Message.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("connection__backend")
+            .filter(pk=message_id, direction=Direction.IN, status=Status.RECEIVED)
+            .first()
+        )
+        if record is None:
+            return False
+        async_to_sync(inbound.route)(IncomingMessage(record, record.connection))
+    return True
+
+
+def send_by_ids(backend_name: str, message_ids: Sequence[int]) -> int:
+    """Send those of the messages that are queued and due; how many this call sent.
+
+    A failure a retry may fix puts the message back in the queue, due after a backoff
+    with jitter, until SMSROUTER_SEND_MAX_ATTEMPTS; then it fails with the last error.
+    """
+    messages = _claim(backend_name, message_ids)
+    if not messages:
+        return 0
+    async_to_sync(_send)(backend_name, messages)
+    retries = _plan_retries(messages)
+    outbound.save_outcomes(messages)
+    if retries:
+        due_at = min(msg.due_at for msg in retries)
+        transaction.on_commit(
+            lambda: dispatch.send_later(backend_name, [m.id for m in retries], due_at)
+        )
+    return sum(msg.status == Status.SENT for msg in messages)
+
+
+def _claim(backend_name: str, message_ids: Sequence[int]) -> list[OutgoingMessage]:
+    now = timezone.now()
+    with transaction.atomic():
+        records = list(
+            Message.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("connection__backend", "in_response_to")
+            .filter(pk__in=message_ids, backend__name=backend_name, direction=Direction.OUT,
+                    status=Status.QUEUED)
+            .exclude(due_at__gt=now)
+            .order_by("pk")
+        )
+        for record in records:
+            record.status, record.attempts, record.updated_at = (
+                Status.SENDING, record.attempts + 1, now)
+        Message.objects.bulk_update(records, ["status", "attempts", "updated_at"])
+    return [
+        OutgoingMessage(
+            record.text, record.connection, record=record,
+            in_response_to=IncomingMessage(record.in_response_to, record.connection)
+            if record.in_response_to else None,
+        )
+        for record in records
+    ]
+
+
+async def _send(backend_name: str, messages: list[OutgoingMessage]) -> None:
+    rate = backends[backend_name].config.get("rate_limit")
+    if not rate:
+        await outbound.send_batches(messages)
+        return
+    start = 0
+    while start < len(messages):
+        granted = await ratelimit.take(backend_name, len(messages) - start, rate)
+        await outbound.send_batch(backend_name, messages[start:start + granted])
+        start += granted
+
+
+def _plan_retries(messages: list[OutgoingMessage]) -> list[OutgoingMessage]:
+    max_attempts = conf.get("SMSROUTER_SEND_MAX_ATTEMPTS")
+    retries = [m for m in messages
+               if m.status == Status.FAILED and m.retry and m.record.attempts < max_attempts]
+    if retries:
+        attempt = max(m.record.attempts for m in retries)
+        delay = min(conf.get("SMSROUTER_SEND_BACKOFF_MAX"),
+                    conf.get("SMSROUTER_SEND_BACKOFF") * 2 ** (attempt - 1))
+        due_at = timezone.now() + timedelta(seconds=delay * random.uniform(0.5, 1.0))
+        for msg in retries:
+            msg.status, msg.due_at = Status.QUEUED, due_at
+        logger.warning("backend %s: %d message(s) will be retried at %s: %s",
+                       messages[0].backend_name, len(retries), due_at.isoformat(), retries[0].error)
+    return retries
+
+
+def run_periodic(app_path: str, method: str) -> None:
+    """Run an app's periodic method on a fresh instance, as a router would hold it."""
+    job = getattr(resolve_app(app_path)(Router()), method)
+    if inspect.iscoroutinefunction(job):
+        async_to_sync(job)()
+    else:
+        job()

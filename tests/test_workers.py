@@ -1,0 +1,209 @@
+"""What workers do with ids: claim, route once, send with retries, recover what was left."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+import smsrouter
+from smsrouter import dispatch, ratelimit, recovery, workers
+from smsrouter.models import Contact, Message, Status
+from tests import apps
+from tests import backends as test_backends
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queued(settings):
+    """Celery mode, with nothing consuming: messages wait as a worker would find them."""
+    test_backends.calls.clear()
+    settings.SMSROUTER_PROCESSING = "celery"
+    settings.INSTALLED_BACKENDS = {
+        "gw": {"ENGINE": "tests.backends.RecordingBackend"},
+        "down": {"ENGINE": "tests.backends.DownBackend"},
+        "picky": {"ENGINE": "tests.backends.PickyBackend"},
+    }
+    settings.SMSROUTER_APPS = ["smsrouter.contrib.echo.EchoApp"]
+    settings.SMSROUTER_DEFAULT_RESPONSE = None
+    settings.SMSROUTER_SEND_MAX_ATTEMPTS = 3
+    return test_backends.calls
+
+
+def statuses(direction):
+    return list(Message.objects.filter(direction=direction).order_by("pk").values_list("status", flat=True))
+
+
+def test_a_queued_mode_stores_and_hands_on_the_id_after_commit(queued, django_capture_on_commit_callbacks):
+    """The request only stores; routing waits for a worker."""
+    with django_capture_on_commit_callbacks() as callbacks:
+        msg = smsrouter.incoming("gw", "+1", "echo hi")
+    handed_on = [c for c in callbacks if getattr(c, "func", None) is dispatch.route_later]
+    assert [c.args for c in handed_on] == [(msg.id,)] and msg.responses == []
+    assert statuses("in") == ["received"]
+
+
+def test_a_message_is_routed_once_however_often_its_id_arrives(queued):
+    msg = smsrouter.incoming("gw", "+1", "echo hi")
+    assert workers.route_by_id(msg.id) is True
+    assert workers.route_by_id(msg.id) is False
+    assert statuses("in") == ["handled"] and statuses("out") == ["queued"]
+
+
+def test_a_worker_dying_mid_routing_leaves_no_trace_and_the_message_waiting(queued, settings):
+    """Claim and routing share a transaction: the app's writes vanish with the worker."""
+    settings.SMSROUTER_APPS = ["tests.apps.WritesThenDies"]
+    msg = smsrouter.incoming("gw", "+1", "die")
+    with pytest.raises(apps.WorkerKilled):
+        workers.route_by_id(msg.id)
+    assert statuses("in") == ["received"] and not Contact.objects.exists()
+    Message.objects.filter(pk=msg.id).update(text="live")
+    assert workers.route_by_id(msg.id) is True
+    assert list(Contact.objects.values_list("name", flat=True)) == ["from live"]
+
+
+def test_sending_claims_queued_messages_and_records_the_outcome(queued):
+    sent = smsrouter.send("hello", ["+1", "+2"], backend="gw")
+    ids = [m.id for m in sent]
+    assert workers.send_by_ids("gw", ids) == 2
+    assert workers.send_by_ids("gw", ids) == 0
+    assert queued == [("gw", [("+1", "hello"), ("+2", "hello")])]
+    assert list(Message.objects.values_list("status", "attempts")) == [("sent", 1), ("sent", 1)]
+
+
+def test_a_temporary_failure_is_retried_with_backoff_then_fails(queued, settings):
+    settings.SMSROUTER_SEND_BACKOFF = 10
+    (message,) = smsrouter.send("hello", "+1", backend="down")
+    before = timezone.now()
+    workers.send_by_ids("down", [message.id])
+    row = Message.objects.get()
+    assert (row.status, row.attempts, row.error) == (
+        "queued", 1, "TemporarySendError: gateway answered 503")
+    assert before + timedelta(seconds=5) <= row.due_at <= before + timedelta(seconds=11)
+    assert workers.send_by_ids("down", [message.id]) == 0  # not due yet: not claimed
+    for attempt in (2, 3):
+        Message.objects.update(due_at=timezone.now())
+        workers.send_by_ids("down", [message.id])
+    row = Message.objects.get()
+    assert (row.status, row.attempts) == ("failed", 3)
+
+
+def test_a_permanent_failure_is_not_retried(queued):
+    sent = smsrouter.send("hello", ["0700", "+1"], backend="picky")
+    workers.send_by_ids("picky", [m.id for m in sent])
+    assert list(Message.objects.order_by("pk").values_list("status", "error")) == [
+        ("failed", "rejected number"), ("sent", "")]
+
+
+def test_the_backoff_grows_to_its_cap(queued, settings):
+    settings.SMSROUTER_SEND_BACKOFF, settings.SMSROUTER_SEND_BACKOFF_MAX = 10, 15
+    settings.SMSROUTER_SEND_MAX_ATTEMPTS = 9
+    (message,) = smsrouter.send("hello", "+1", backend="down")
+    Message.objects.update(attempts=5)
+    before = timezone.now()
+    workers.send_by_ids("down", [message.id])
+    assert Message.objects.get().due_at <= before + timedelta(seconds=15.5)
+
+
+def test_a_scheduled_send_waits_until_it_is_due(queued, settings):
+    settings.SMSROUTER_PROCESSING = "inline"
+    later = timezone.now() + timedelta(hours=1)
+    (message,) = smsrouter.send("reminder", "+1", backend="gw", at=later)
+    assert (message.status, statuses("out")) == ("queued", ["queued"])
+    assert recovery.recover(older_than=300) == {"inbound": 0, "outbound": 0}
+    Message.objects.update(due_at=timezone.now() - timedelta(seconds=1))
+    assert recovery.recover(older_than=300) == {"inbound": 0, "outbound": 1}
+    assert statuses("out") == ["sent"] and queued == [("gw", [("+1", "reminder")])]
+
+
+def test_a_naive_schedule_is_refused(queued):
+    with pytest.raises(ValueError, match="aware datetime"):
+        smsrouter.send("x", "+1", backend="gw", at=timezone.now().replace(tzinfo=None))
+    assert not Message.objects.exists()
+
+
+def test_recovery_routes_and_sends_what_was_left_behind(queued, settings):
+    """Inline recovery does the work itself: a lost id, a dead sender, a lost send task."""
+    stuck_in = smsrouter.incoming("gw", "+1", "echo lost")
+    fresh_in = smsrouter.incoming("gw", "+2", "echo fresh")
+    (stuck_sending,) = smsrouter.send("was sending", "+3", backend="gw")
+    (stuck_queued,) = smsrouter.send("was queued", "+4", backend="gw")
+    long_ago = timezone.now() - timedelta(minutes=10)
+    Message.objects.filter(pk=stuck_sending.id).update(status="sending", updated_at=long_ago)
+    Message.objects.filter(pk__in=[stuck_in.id, stuck_queued.id]).update(updated_at=long_ago)
+    settings.SMSROUTER_PROCESSING = "inline"
+    assert recovery.recover(older_than=300) == {"inbound": 1, "outbound": 2}
+    rows = dict(Message.objects.values_list("text", "status"))
+    assert rows == {"echo lost": "handled", "lost": "sent", "echo fresh": "received",
+                    "was sending": "sent", "was queued": "sent"}
+    assert fresh_in.id
+
+
+def test_the_recover_command(queued, settings):
+    settings.SMSROUTER_PROCESSING = "inline"
+    smsrouter.incoming("gw", "+1", "echo hi")
+    Message.objects.update(updated_at=timezone.now() - timedelta(minutes=10))
+    call_command("smsrouter_recover")
+    assert statuses("in") == ["handled"]
+    with pytest.raises(CommandError, match="would race"):
+        call_command("smsrouter_recover", "--older-than", "0")
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_the_rate_limit_grants_at_most_its_rate_per_second(settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": "rate-test"}}
+    assert await ratelimit.take("gw", 5, 2) == 2
+    assert await ratelimit.take("gw", 1, 100) == 1
+
+
+def test_bulk_sends_store_in_batches(queued, django_assert_max_num_queries):
+    """2,000 recipients in a few dozen queries (SQLite caps a statement at 999 variables)."""
+    numbers = [f"+2557{n:08d}" for n in range(2000)]
+    with django_assert_max_num_queries(60):
+        sent = smsrouter.send("Clinic day", numbers, backend="gw")
+    assert len(sent) == 2000 and Message.objects.filter(status="queued").count() == 2000
+
+
+def test_periodic_jobs_run_on_a_fresh_app(queued):
+    from smsrouter.router import periodic_jobs
+
+    assert periodic_jobs(apps.Reminders) == [("remind", 3600.0), ("tick", 60.0)]
+    workers.run_periodic("tests.apps.Reminders", "remind")
+    workers.run_periodic("tests.apps.Reminders", "tick")
+    assert Contact.objects.get().name == "reminded" and "tick" in apps.calls
+
+
+def test_install_beat_schedules_the_sweeper_and_the_apps_jobs(settings):
+    from celery import Celery
+
+    from smsrouter.tasks import install_beat
+
+    settings.SMSROUTER_APPS = ["tests.apps.Reminders"]
+    app = Celery("t", set_as_current=False)
+    install_beat(app)
+    app.finalize()
+    schedule = app.conf.beat_schedule
+    assert {name: entry["schedule"] for name, entry in schedule.items()} == {
+        "smsrouter.recover": 60.0, "tests.apps.Reminders.remind": 3600.0,
+        "tests.apps.Reminders.tick": 60.0}
+
+
+def test_the_send_command_reads_a_csv_and_schedules(queued, tmp_path, settings):
+    settings.SMSROUTER_PROCESSING = "inline"
+    path = tmp_path / "numbers.csv"
+    path.write_text("name,phone\nAmina,+255700000001\nJuma,+255700000002\n")
+    call_command("smsrouter_send", "+255700000003", "--text", "hi", "--backend", "gw",
+                 "--csv", str(path))
+    assert sorted(Message.objects.values_list("connection__identity", "status")) == [
+        ("+255700000001", "sent"), ("+255700000002", "sent"), ("+255700000003", "sent")]
+    call_command("smsrouter_send", "+1", "--text", "later", "--backend", "gw",
+                 "--at", "2099-01-01T08:00+03:00")
+    assert Message.objects.get(text="later").due_at.year == 2099
+    with pytest.raises(CommandError, match="not a date and time"):
+        call_command("smsrouter_send", "+1", "--text", "x", "--backend", "gw", "--at", "soon")
+    with pytest.raises(CommandError, match="No recipients"):
+        call_command("smsrouter_send", "--text", "x", "--backend", "gw")
