@@ -6,7 +6,6 @@ W00x the deployment around them (caches).
 """
 
 import importlib
-import importlib.util
 import re
 from collections.abc import Callable
 from types import ModuleType
@@ -107,10 +106,6 @@ def check_processing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
             f"SMSROUTER_PROCESSING = {dispatch.INLINE!r} routes in the request.",
             id="smsrouter.E010",
         )]
-    if configured == dispatch.CELERY and importlib.util.find_spec("celery") is None:
-        return [Error("SMSROUTER_PROCESSING = 'celery' but Celery is not installed.",
-                      hint="pip install 'smsrouter[scale]' (or celery[redis]).",
-                      id="smsrouter.E011")]
     if configured == dispatch.CHANNELS:
         layer = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("BACKEND", "")
         if not layer or layer.endswith("InMemoryChannelLayer"):

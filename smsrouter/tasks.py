@@ -1,8 +1,8 @@
 """Celery tasks: thin, and taking ids. The row, not the task, is the record.
 
 `acks_late` with `reject_on_worker_lost` gives a task back to the broker when its worker
-dies, and the row's claim makes the second run harmless. Import this module only where
-Celery is installed (`pip install smsrouter[scale]`).
+dies, and the row's claim makes the second run harmless. Your project loads its Celery app
+in its package's `__init__` (as `demo/__init__.py` does), so that `delay()` uses it.
 """
 
 from typing import Any

@@ -1,0 +1,145 @@
+"""Real processes for the scale-out tests and benchmark: a fresh PostgreSQL database, the
+demo web server, Celery workers or a Channels runworker, and the sweeper.
+
+They talk over loopback to the services the machine runs (PostgreSQL, Redis, RabbitMQ).
+A test that needs one skips when it is unreachable, except under CI, where it fails.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES = os.environ.get("SMSROUTER_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("SMSROUTER_TEST_REDIS", "redis://127.0.0.1:6379")
+RABBITMQ = os.environ.get("SMSROUTER_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def require(url: str) -> None:
+    """Skip (or, under CI, fail) unless the service at `url` accepts connections."""
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=2).close()
+    except OSError as exc:
+        reason = f"{parts.scheme} at {parts.hostname}:{parts.port} is unreachable ({exc})"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+class Stack:
+    """One deployment: its own database, queue and channel-layer prefix, its processes."""
+
+    def __init__(self, logs: Path, *, processing: str, gateway_url: str,
+                 broker: str = REDIS) -> None:
+        for url in (POSTGRES, REDIS, broker):
+            require(url)
+        run_id = uuid.uuid4().hex[:10]
+        self.database = f"smsrouter_it_{run_id}"
+        with psycopg.connect(POSTGRES, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{self.database}"')
+        self.database_url = POSTGRES.rsplit("/", 1)[0] + f"/{self.database}"
+        self.logs = logs
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.scale_settings",
+            "DATABASE_URL": self.database_url,
+            "SMSROUTER_PROCESSING": processing,
+            "CELERY_BROKER_URL": f"{REDIS}/13" if broker == REDIS else broker,
+            "CELERY_QUEUE": f"smsrouter-it-{run_id}",
+            "REDIS_URL": f"{REDIS}/14",
+            "GATEWAY_URL": gateway_url,
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.manage("migrate", "--noinput", "-v", "0")
+
+    def manage(self, *args: str) -> None:
+        subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
+                       check=True, timeout=120)
+
+    def start(self, name: str, *command: str, pass_fds: tuple[int, ...] = ()) -> None:
+        with (self.logs / f"{name}.log").open("ab") as log:  # the child keeps its own copy
+            self.processes[name] = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                pass_fds=pass_fds, start_new_session=True)
+
+    def start_web(self) -> str:
+        """uvicorn on a socket made here: requests wait in its backlog until it is up."""
+        sock = socket.socket()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(512)
+        self.start("web", sys.executable, "-m", "uvicorn", "demo.asgi:application",
+                   "--fd", str(sock.fileno()), "--lifespan", "off", "--no-access-log",
+                   "--log-level", "warning", pass_fds=(sock.fileno(),))
+        port = sock.getsockname()[1]
+        sock.close()
+        return f"http://127.0.0.1:{port}"
+
+    def start_celery_worker(self, name: str = "worker", concurrency: int = 2) -> None:
+        self.start(name, sys.executable, "-m", "celery", "-A", "demo", "worker",
+                   "-Q", self.env["CELERY_QUEUE"], "-c", str(concurrency), "-l", "warning",
+                   "--without-gossip", "--without-mingle", "--without-heartbeat",
+                   "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h")
+
+    def start_runworker(self, name: str = "runworker") -> None:
+        self.start(name, sys.executable, "manage.py", "runworker",
+                   "smsrouter.incoming", "smsrouter.outgoing")
+
+    def start_sweeper(self, older_than: float = 3, every: float = 1) -> None:
+        self.start("sweeper", sys.executable, "manage.py", "smsrouter_recover",
+                   "--older-than", str(older_than), "--every", str(every))
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the process and its children: no chance to finish or hand work back."""
+        process = self.processes.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def query(self, sql: str) -> list[tuple]:
+        with psycopg.connect(self.database_url, autocommit=True) as connection:
+            return connection.execute(sql).fetchall()
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        rows = self.query("SELECT direction, status, count(*) FROM smsrouter_message "
+                          "GROUP BY direction, status")
+        return {(direction, status): count for direction, status, count in rows}
+
+    def wait_for(self, done: Callable[[dict[tuple[str, str], int]], bool], timeout: float,
+                 what: str) -> dict[tuple[str, str], int]:
+        """Poll the database until `done(counts)`, or fail after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            counts = self.counts()
+            if done(counts):
+                return counts
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    pytest.fail(f"{name} exited with {process.returncode} while waiting for "
+                                f"{what}; see {self.logs / name}.log")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what} did not happen in {timeout:.0f} s: {counts}")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        with psycopg.connect(POSTGRES, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
