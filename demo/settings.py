@@ -59,11 +59,11 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=600
-    )
-}
+# Under ASGI each request's blocking code runs in a thread of its own, so persistent
+# connections would pile up, one per thread: PostgreSQL gets a pool instead.
+DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 2, "max_size": 20}}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the page read while a message is written; IMMEDIATE avoids "database is
     # locked" when two requests upgrade a read to a write at once.
