@@ -29,9 +29,12 @@ run: $(VENV)/.installed-run
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python -m uvicorn demo.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan off
 
-## test: the whole suite, with coverage
+TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test
+
+## test: the whole suite on SQLite with coverage, then its database tests on PostgreSQL
 test: $(VENV)/.installed-dev system-deps
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
+	SMSROUTER_TEST_DATABASE_URL=$(TEST_POSTGRES) $(BIN)/python -m pytest -m "not processes" -q
 
 ## system-deps: Debian packages some tests drive, installed when missing: chromium for the
 ## web UI tests, kannel (bearerbox, smsbox) and kannel-extras (fakesmsc) for a real Kannel

@@ -97,11 +97,13 @@ async def send_batch(backend_name: str, batch: Sequence[OutgoingMessage]) -> Non
 def save_outcomes(messages: Sequence[OutgoingMessage]) -> None:
     """Record each message's outcome: one UPDATE per distinct outcome, as most are alike.
 
-    Gateway ids differ per message, so messages that carry one are updated row by row.
+    Only rows still "queued" or "sending" change: a delivery report that overtook the
+    gateway's answer (Kannel's can) must not be undone. Gateway ids differ per message, so
+    messages that carry one are updated row by row.
     """
     now = timezone.now()
+    pending = Message.objects.filter(status__in=[Status.QUEUED, Status.SENDING])
     alike: dict[tuple[str, str, datetime | None, int], list[int]] = defaultdict(list)
-    with_ids = []
     for msg in messages:
         record = msg.record
         record.status, record.error, record.external_id = msg.status, msg.error, msg.external_id
@@ -111,12 +113,10 @@ def save_outcomes(messages: Sequence[OutgoingMessage]) -> None:
         if msg.external_id is None:
             alike[(msg.status, msg.error, record.due_at, record.attempts)].append(record.pk)
         else:
-            with_ids.append(record)
+            pending.filter(pk=record.pk).update(
+                status=msg.status, error=msg.error, external_id=msg.external_id,
+                due_at=record.due_at, attempts=record.attempts, updated_at=now)
     for (status, error, due_at, attempts), ids in alike.items():
-        Message.objects.filter(pk__in=ids).update(
+        pending.filter(pk__in=ids).update(
             status=status, error=error, due_at=due_at, attempts=attempts, updated_at=now
         )
-    Message.objects.bulk_update(
-        with_ids, ["status", "error", "external_id", "due_at", "attempts", "updated_at"],
-        batch_size=BATCH_SIZE,
-    )

@@ -3,6 +3,7 @@
 import pytest
 
 import smsrouter
+from smsrouter.models import Backend
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ def test_search_by_identity_and_by_text(admin_client, messages):
 
 def test_filter_by_status_backend_and_direction(admin_client, messages):
     assert changelist(admin_client, status__exact="failed") == ["→ +255711111111: stock out"]
-    assert len(changelist(admin_client, backend__id__exact=1)) == 2
+    assert len(changelist(admin_client, backend__id__exact=Backend.objects.get(name="a").pk)) == 2
     assert len(changelist(admin_client, direction__exact="in")) == 2
 
 

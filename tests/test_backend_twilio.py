@@ -18,7 +18,7 @@ from twilio.request_validator import RequestValidator
 
 import smsrouter
 from smsrouter import checks, http
-from smsrouter.backends import backends, twilio
+from smsrouter.backends import backends
 from smsrouter.backends.base import StatusReport
 from smsrouter.backends.twilio import TwilioBackend, signature
 from smsrouter.messages import OutgoingMessage
@@ -309,18 +309,19 @@ def test_a_success_without_a_sid_is_not_taken_for_sent(config, gateway):
 
 @pytest.mark.parametrize("status", [429, 500, 503])
 @pytest.mark.django_db
-def test_when_twilio_takes_none_the_batch_fails_as_temporary(config, gateway, status):
+def test_a_busy_or_failing_twilio_is_a_temporary_failure(config, gateway, status):
+    """Marked for a retry: inline mode records the failure, queued modes try again later."""
     gateway.answer(status, json.dumps({"code": 20429, "message": "Too Many Requests"}), times=2)
     messages = smsrouter.send("hi", ["+255700000001", "+255700000002"], backend="twilio")
-    assert [m.status for m in messages] == ["failed", "failed"]
-    assert all(m.error.startswith("TemporarySendError: POST ") for m in messages)
+    assert [(m.status, m.retry) for m in messages] == [("failed", True), ("failed", True)]
+    assert all(m.error.startswith("POST ") for m in messages)
     assert f"answered {status}: Twilio error 20429: Too Many Requests" in messages[0].error
 
 
 @pytest.mark.django_db
-def test_one_message_failing_does_not_fail_the_others(config, gateway, monkeypatch):
-    """Sent ones stay sent: the temporary failure says so, the refusal gives Twilio's code."""
-    monkeypatch.setattr(twilio, "CONCURRENCY", 1)  # answers then meet messages in order
+def test_one_message_failing_does_not_fail_the_others(config, gateway, settings):
+    """Sent ones stay sent; the 503 is marked for a retry, the refusal gives Twilio's code."""
+    settings.INSTALLED_BACKENDS = {"twilio": {**config, "concurrency": 1}}  # answers in order
     accepts(gateway, "SM1")
     gateway.answer(503, "Service Unavailable")
     gateway.answer(400, json.dumps(INVALID_TO), headers={"Content-Type": "application/json"})
@@ -328,7 +329,8 @@ def test_one_message_failing_does_not_fail_the_others(config, gateway, monkeypat
     messages = smsrouter.send("hi", ["+1", "+2", "+3", "+4"], backend="twilio")
     assert [(m.status, m.external_id) for m in messages] == [
         ("sent", "SM1"), ("failed", None), ("failed", None), ("sent", "SM4")]
-    assert messages[1].error.startswith("Temporary failure, not retried: POST ")
+    assert [m.retry for m in messages] == [False, True, False, False]
+    assert messages[1].error.startswith("POST ")
     assert messages[1].error.endswith("answered 503: Service Unavailable")
     assert "Twilio error 21211" in messages[2].error
     assert [m.form()["To"] for m in gateway.requests] == ["+1", "+2", "+3", "+4"]
@@ -341,9 +343,9 @@ def test_an_unreachable_api_is_temporary(config, settings):
         port = sock.getsockname()[1]
     settings.INSTALLED_BACKENDS = {"twilio": {**config, "api_url": f"http://127.0.0.1:{port}"}}
     (msg,) = smsrouter.send("hi", "+255700000001", backend="twilio")
-    assert msg.status == "failed"
+    assert (msg.status, msg.retry) == ("failed", True)
     where = f"POST http://127.0.0.1:{port}{MESSAGES_PATH}"
-    assert msg.error.startswith(f"TemporarySendError: {where} failed: ClientConnectorError")
+    assert msg.error.startswith(f"{where} failed: ClientConnectorError")
     assert TOKEN not in msg.error
 
 
@@ -357,7 +359,7 @@ async def test_at_most_concurrency_requests_are_in_flight(monkeypatch):
         nonlocal in_flight, most
         in_flight += 1
         most = max(most, in_flight)
-        if in_flight == twilio.CONCURRENCY:
+        if in_flight == TwilioBackend.default_concurrency:
             bound_reached.set()
         await release.wait()
         in_flight -= 1
@@ -371,7 +373,7 @@ async def test_at_most_concurrency_requests_are_in_flight(monkeypatch):
     await bound_reached.wait()  # every request that could start has started: they are held
     release.set()
     await sending
-    assert most == twilio.CONCURRENCY == 10
+    assert most == TwilioBackend.default_concurrency == 10
     assert [m.external_id for m in messages] == [f"SM+{i}" for i in range(25)]
 
 

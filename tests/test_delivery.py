@@ -78,3 +78,10 @@ def test_a_backend_without_reports_is_405_and_an_unknown_one_404(client, sent):
     assert status(client, backend="plain", id=sent.id, status="delivered").status_code == 405
     assert status(client, backend="nope", id=sent.id, status="delivered").status_code == 404
     assert client.get(f"/backend/gw/status/?id={sent.id}&status=delivered").status_code == 405
+
+
+def test_a_report_that_overtakes_the_gateways_answer_is_not_undone(client, settings):
+    """Kannel can report delivery before its sendsms answer reaches us."""
+    settings.INSTALLED_BACKENDS = {"gw": {"ENGINE": "tests.backends.FastReporter"}}
+    (message,) = smsrouter.send("hello", "+1", backend="gw")
+    assert stored(message) == ("delivered", "")

@@ -27,6 +27,8 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 import pytest
 
+pytestmark = pytest.mark.processes
+
 ROOT = Path(__file__).resolve().parent.parent
 CONF = Path(__file__).resolve().parent / "kannel" / "kannel.conf"
 FAKESMSC = "/usr/lib/kannel/test/fakesmsc"  # where kannel-extras puts it

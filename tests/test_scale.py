@@ -13,6 +13,8 @@ import pytest
 from tests.gateway import Answer
 from tests.stack import RABBITMQ, REDIS, Stack
 
+pytestmark = pytest.mark.processes
+
 N = 200
 
 

@@ -7,6 +7,10 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
+pytestmark = pytest.mark.processes
+
 TIMEOUT = 10
 
 

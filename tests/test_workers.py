@@ -9,7 +9,7 @@ from django.utils import timezone
 
 import smsrouter
 from smsrouter import dispatch, ratelimit, recovery, workers
-from smsrouter.models import Contact, Message, Status
+from smsrouter.models import Contact, Message
 from tests import apps
 from tests import backends as test_backends
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import hmac
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -62,6 +62,8 @@ class BaseBackend:
     options: ClassVar[dict[str, OptionType]] = {}
     #: Options without which the backend cannot work.
     required_config: ClassVar[tuple[str, ...]] = ()
+    #: Requests in flight at once per process, unless the `concurrency` option says otherwise.
+    default_concurrency: ClassVar[int] = 10
     #: Options every backend takes.
     common_options: ClassVar[dict[str, OptionType]] = {
         "default_region": str,
@@ -138,27 +140,40 @@ class BaseBackend:
         """What the gateway expects back once its report is recorded."""
         return HttpResponse("OK", content_type="text/plain")
 
+    async def send_parts(
+        self,
+        parts: Iterable[Sequence[OutgoingMessage]],
+        send_part: Callable[[Sequence[OutgoingMessage]], Awaitable[None]],
+    ) -> None:
+        """For gateways that take a few messages per request: `concurrency` requests at a time.
+
+        A SendError from `send_part` fails that part's messages alone, the error kept on
+        each; a TemporarySendError also marks them for a retry.
+        """
+        limit = asyncio.Semaphore(self.config.get("concurrency") or self.default_concurrency)
+
+        async def one(part: Sequence[OutgoingMessage]) -> None:
+            async with limit:
+                try:
+                    await send_part(part)
+                except SendError as exc:
+                    for message in part:
+                        message.status, message.error = "failed", str(exc)
+                        message.retry = isinstance(exc, TemporarySendError)
+
+        await asyncio.gather(*(one(part) for part in parts))
+
     async def send_each(
         self,
         messages: Sequence[OutgoingMessage],
         send_one: Callable[[OutgoingMessage], Awaitable[str | None]],
     ) -> None:
-        """For APIs that take one message per request: `concurrency` requests at a time.
+        """For APIs that take one message per request; `send_one` returns the gateway's id."""
 
-        `send_one` returns the gateway's id for the message. Its SendError fails that
-        message alone; the error is kept on it, and a TemporarySendError marks it for a retry.
-        """
-        limit = asyncio.Semaphore(self.config.get("concurrency") or 10)
+        async def part(single: Sequence[OutgoingMessage]) -> None:
+            single[0].external_id = await send_one(single[0])
 
-        async def one(message: OutgoingMessage) -> None:
-            async with limit:
-                try:
-                    message.external_id = await send_one(message)
-                except SendError as exc:
-                    message.status, message.error = "failed", str(exc)
-                    message.retry = isinstance(exc, TemporarySendError)
-
-        await asyncio.gather(*(one(message) for message in messages))
+        await self.send_parts([[message] for message in messages], part)
 
 
 def form_inbound(request: HttpRequest, identity_field: str, text_field: str) -> Inbound:

@@ -9,7 +9,6 @@ breaks UCS-2 texts; docs/backends/kannel.md has the get-url with `%b`. And a rep
 GSM-7 cannot carry goes out as UCS-2 (`coding=2`), or its characters would be lost.
 """
 
-import asyncio
 import codecs
 from collections import defaultdict
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from django.urls import get_script_prefix, reverse
 
 from smsrouter import gsm, http
 from smsrouter.backends.base import BaseBackend, Inbound, StatusReport, require_token
-from smsrouter.exceptions import BadInbound, PermanentSendError, SendError
+from smsrouter.exceptions import BadInbound, PermanentSendError
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
 
@@ -44,7 +43,6 @@ OWN_PARAMS = ("to", "text", "charset", "coding", "dlr-url", "dlr-mask")
 #: Numbers in one sendsms request: keeps its URL within what proxies and logs take whole.
 MAX_RECIPIENTS = 100
 #: sendsms requests in flight at once for one send() call.
-CONCURRENCY = 10
 
 
 class KannelBackend(BaseBackend):
@@ -157,19 +155,9 @@ class KannelBackend(BaseBackend):
                 by_text[message.text].append(message)
             batches = [same[start:start + MAX_RECIPIENTS] for same in by_text.values()
                        for start in range(0, len(same), MAX_RECIPIENTS)]
-        limit = asyncio.Semaphore(CONCURRENCY)
+        await self.send_parts(batches, self._sendsms)
 
-        async def one(batch: list[OutgoingMessage]) -> None:
-            async with limit:
-                try:
-                    await self._sendsms(batch)
-                except SendError as exc:
-                    for message in batch:
-                        message.status, message.error = Status.FAILED, str(exc)
-
-        await asyncio.gather(*(one(batch) for batch in batches))
-
-    async def _sendsms(self, batch: list[OutgoingMessage]) -> None:
+    async def _sendsms(self, batch: Sequence[OutgoingMessage]) -> None:
         text = batch[0].text
         try:
             encoded = text.encode(self.charset, self.encode_errors)

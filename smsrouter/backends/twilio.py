@@ -6,7 +6,6 @@ answer: they go out through the REST API like any other message, which gives eac
 MessageSid and a delivery report.
 """
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -21,8 +20,7 @@ from django.urls import reverse
 
 from smsrouter import http
 from smsrouter.backends.base import BaseBackend, Inbound, OptionType, StatusReport, form_inbound
-from smsrouter.exceptions import BadInbound, BadSignature, PermanentSendError, SendError
-from smsrouter.exceptions import TemporarySendError
+from smsrouter.exceptions import BadInbound, BadSignature, PermanentSendError
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
 
@@ -30,7 +28,6 @@ API_URL = "https://api.twilio.com"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 #: Requests in flight to Twilio per send() call; Twilio queues the rest of a burst anyway.
-CONCURRENCY = 10
 
 #: Twilio's MessageStatus, as the forward-only statuses of smsrouter.delivery.
 STATUSES: dict[str, str] = {
@@ -196,22 +193,11 @@ class TwilioBackend(BaseBackend):
     async def send(self, messages: Sequence[OutgoingMessage]) -> None:
         """One REST call per message (Twilio has no bulk send), a few at a time.
 
-        A message Twilio refuses fails alone, with Twilio's error code and message. When
-        Twilio took none because it was unreachable, busy or down (429, 5xx), raise
-        TemporarySendError: the whole batch may be retried without sending anything twice.
-        When only some failed so, they fail alone, their error saying it was temporary.
+        A message Twilio refuses fails alone, with Twilio's error code and message; one it
+        could not take (unreachable, 429, 5xx) fails alone too, marked for a retry.
         """
         callback = self.status_callback_url()
-        limit = asyncio.Semaphore(CONCURRENCY)
-        outcomes = await asyncio.gather(*(self._send_one(msg, callback, limit) for msg in messages))
-        temporary = [exc for exc in outcomes if isinstance(exc, TemporarySendError)]
-        if temporary and len(temporary) == len(messages):
-            raise temporary[0]
-        for msg, exc in zip(messages, outcomes):
-            if isinstance(exc, TemporarySendError):
-                msg.status, msg.error = Status.FAILED, f"Temporary failure, not retried: {exc}"
-            elif exc is not None:
-                msg.status, msg.error = Status.FAILED, str(exc)
+        await self.send_each(messages, lambda msg: self._send_one(msg, callback))
 
     def status_callback_url(self) -> str | None:
         """Where Twilio reports each message's fate; None without public_url to reach us."""
@@ -219,10 +205,8 @@ class TwilioBackend(BaseBackend):
             return public_url.rstrip("/") + reverse("smsrouter:status", args=[self.name])
         return None
 
-    async def _send_one(
-        self, msg: OutgoingMessage, callback: str | None, limit: asyncio.Semaphore
-    ) -> SendError | None:
-        """Send one message, setting its external_id; the error instead of raising it."""
+    async def _send_one(self, msg: OutgoingMessage, callback: str | None) -> str:
+        """Send one message; Twilio's sid for it."""
         account_sid = self.config["account_sid"]
         api_url = self.config.get("api_url", API_URL).rstrip("/")
         form = {"To": msg.connection.identity, "Body": msg.text}
@@ -232,17 +216,12 @@ class TwilioBackend(BaseBackend):
             form["MessagingServiceSid"] = self.config["messaging_service_sid"]
         if callback:
             form["StatusCallback"] = callback
-        try:
-            async with limit:
-                answer = await http.request(
-                    "POST", f"{api_url}/2010-04-01/Accounts/{account_sid}/Messages.json",
-                    data=form, auth=(account_sid, self.config["auth_token"]),
-                )
-            answer.raise_for_status(detail=_twilio_error(answer))
-            msg.external_id = _sid(answer)
-        except SendError as exc:
-            return exc
-        return None
+        answer = await http.request(
+            "POST", f"{api_url}/2010-04-01/Accounts/{account_sid}/Messages.json",
+            data=form, auth=(account_sid, self.config["auth_token"]),
+        )
+        answer.raise_for_status(detail=_twilio_error(answer))
+        return _sid(answer)
 
 
 def _sid(answer: http.Answer) -> str:
