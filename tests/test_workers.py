@@ -1,5 +1,6 @@
 """What workers do with ids: claim, route once, send with retries, recover what was left."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -157,7 +158,19 @@ async def test_the_rate_limit_grants_at_most_its_rate_per_second(settings):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
                                    "LOCATION": "rate-test"}}
     assert await ratelimit.take("gw", 5, 2) == 2
-    assert await ratelimit.take("gw", 1, 100) == 1
+    assert await ratelimit.take("other", 1, 100) == 1
+
+
+@pytest.mark.asyncio
+async def test_once_a_window_is_used_up_the_next_sender_waits_for_the_next_one(settings):
+    """Two senders of one backend share its rate: the second gets nothing in a full window."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": "rate-window-test"}}
+    window = int(time.time())  # before the first take: it may already fall in the next one
+    first = await ratelimit.take("gw", 3, 3)
+    second = await ratelimit.take("gw", 3, 3)
+    assert (first, second) == (3, 3)
+    assert int(time.time()) > window
 
 
 def test_bulk_sends_store_in_batches(queued, django_assert_max_num_queries):
