@@ -90,7 +90,9 @@ async def send_batch(backend_name: str, batch: Sequence[OutgoingMessage]) -> Non
             msg.retry = isinstance(exc, TemporarySendError)
         return
     for msg in batch:
-        if msg.status != Status.FAILED:
+        if msg.deferred:
+            msg.status = Status.QUEUED
+        elif msg.status != Status.FAILED:
             msg.status = Status.SENT
 
 

@@ -200,3 +200,11 @@ def test_the_async_twins(gateways):
     assert [r.text for r in msg.responses] == ["async"]
     assert [m.status for m in sent] == ["sent"]
     assert Message.objects.count() == 3
+
+
+def test_a_deferred_message_stays_queued(gateways, settings):
+    """A backend that can send only from the process holding its link leaves it queued."""
+    settings.INSTALLED_BACKENDS = {"bound-elsewhere": {"ENGINE": "tests.backends.DefersBackend"}}
+    (message,) = smsrouter.send("hello", "+1", backend="bound-elsewhere")
+    assert message.status == "queued"
+    assert Message.objects.get().status == "queued"

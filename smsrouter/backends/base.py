@@ -110,6 +110,16 @@ class BaseBackend:
                 id="smsrouter.E007"))
         return errors
 
+    async def activate(self) -> None:
+        """Once per server process, at ASGI lifespan startup, in the server's event loop.
+
+        Where a backend opens what it keeps open: a bind to an SMSC, a listening socket.
+        `manage.py smsrouter_connect <name>` calls it too, in a process of its own.
+        """
+
+    async def deactivate(self) -> None:
+        """At lifespan shutdown: close what activate() opened."""
+
     def normalize(self, identity: str) -> str:
         """The identity in E.164 when `default_region` is set and it is a phone number."""
         return phones.normalize(identity, self.config.get("default_region"))
@@ -120,7 +130,9 @@ class BaseBackend:
 
         Set `external_id` on a message when the gateway returns one. To fail only some
         messages, set their `status` to "failed" and their `error`; raise to fail them all
-        (TemporarySendError when a retry may succeed).
+        (TemporarySendError when a retry may succeed). A backend that can only send from
+        the process holding its connection sets `deferred` on the messages it leaves
+        queued for that process.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement send().")
 
