@@ -27,7 +27,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 ## run: serve the demo on http://127.0.0.1:$(PORT)/ (SQLite, inline processing)
 run: $(VENV)/.installed-run
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python -m uvicorn demo.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan off
+	$(BIN)/python -m uvicorn demo.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan on
 
 TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test
 

@@ -1,7 +1,7 @@
 """The demo's ASGI root, served by `make run` (uvicorn demo.asgi:application).
 
-"channel" serves `manage.py runworker smsrouter.incoming smsrouter.outgoing` when
-SMSROUTER_PROCESSING = "channels".
+HTTP (apps' /res/ resources first, then Django), the httptester's WebSockets, the worker
+channels of SMSROUTER_PROCESSING = "channels", and lifespan, from one ProtocolTypeRouter.
 """
 
 import os
@@ -11,15 +11,8 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ChannelNameRouter, ProtocolTypeRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from smsrouter.consumers import IncomingWorker, OutgoingWorker  # noqa: E402
+from smsrouter.asgi import build_application  # noqa: E402
 
-application = ProtocolTypeRouter({
-    "http": ASGIStaticFilesHandler(django_asgi_app),
-    "channel": ChannelNameRouter({
-        "smsrouter.incoming": IncomingWorker.as_asgi(),
-        "smsrouter.outgoing": OutgoingWorker.as_asgi(),
-    }),
-})
+application = build_application(ASGIStaticFilesHandler(django_asgi_app))

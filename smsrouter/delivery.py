@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
+from smsrouter import signals
 from smsrouter.backends.base import StatusReport
 from smsrouter.exceptions import BadInbound
 from smsrouter.models import Direction, Message, Status
@@ -25,7 +26,7 @@ RANK = {
 
 def apply(backend_name: str, reports: Sequence[StatusReport]) -> int:
     """Record the reports, all or none; the number of messages whose status moved."""
-    moved = 0
+    moved = []
     with transaction.atomic():
         found = [(report, _find(backend_name, report)) for report in reports]
         for report, message in found:
@@ -34,14 +35,16 @@ def apply(backend_name: str, reports: Sequence[StatusReport]) -> int:
             message.status, message.updated_at = report.status, timezone.now()
             message.error = report.error if report.status == Status.FAILED else ""
             message.save(update_fields=["status", "error", "updated_at"])
-            moved += 1
-    return moved
+            moved.append(message)
+        signals.changed(moved)
+    return len(moved)
 
 
 def _find(backend_name: str, report: StatusReport) -> Message:
     if report.status not in RANK:
         raise BadInbound("status", f"{report.status!r} is not an outgoing status")
-    messages = Message.objects.select_for_update().filter(
+    messages = Message.objects.select_for_update(of=("self",)).select_related(
+        "connection__backend").filter(
         backend__name=backend_name, direction=Direction.OUT
     )
     if report.message_id is not None:

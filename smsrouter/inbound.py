@@ -13,7 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from smsrouter import gsm, outbound
+from smsrouter import gsm, outbound, signals
 from smsrouter.connections import get_connection
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Direction, Message, Status
@@ -45,18 +45,23 @@ def store(
         "fields": fields or {},
     }
     if external_id is None:
-        return IncomingMessage(Message.objects.create(**values), connection), True
+        return _created(Message.objects.create(**values), connection), True
     if (seen := _seen(connection, external_id)) is not None:
         return seen, False
     try:
         with transaction.atomic():
-            return IncomingMessage(Message.objects.create(**values), connection), True
+            return _created(Message.objects.create(**values), connection), True
     except IntegrityError:
         # A concurrent retry of the same webhook stored it first.
         seen = _seen(connection, external_id)
         if seen is None:
             raise
         return seen, False
+
+
+def _created(record: Message, connection: Any) -> IncomingMessage:
+    signals.changed([record])
+    return IncomingMessage(record, connection)
 
 
 def _seen(connection: Any, external_id: str) -> IncomingMessage | None:
@@ -98,3 +103,4 @@ def _finish(msg: IncomingMessage, status: str, error: str) -> None:
         status, error = Status.FAILED, f"fields are not JSON-serializable: {exc}"
     record.status, record.error, record.updated_at = status, error, timezone.now()
     record.save(update_fields=["status", "error", "fields", "updated_at"])
+    signals.changed([record])

@@ -13,7 +13,7 @@ from datetime import datetime
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from smsrouter import dispatch, gsm
+from smsrouter import dispatch, gsm, signals
 from smsrouter.backends import backends
 from smsrouter.exceptions import TemporarySendError
 from smsrouter.messages import OutgoingMessage
@@ -62,6 +62,7 @@ def store(messages: Sequence[OutgoingMessage], due_at: datetime | None = None) -
     Message.objects.bulk_create(records, batch_size=BATCH_SIZE)
     for msg, record in zip(messages, records):
         msg.record = record
+    signals.changed(records)
 
 
 async def send_now(messages: Sequence[OutgoingMessage]) -> None:
@@ -122,3 +123,4 @@ def save_outcomes(messages: Sequence[OutgoingMessage]) -> None:
         pending.filter(pk__in=ids).update(
             status=status, error=error, due_at=due_at, attempts=attempts, updated_at=now
         )
+    signals.changed([msg.record for msg in messages])

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.core.signals import setting_changed
@@ -38,8 +38,28 @@ class App:
     `async def` (awaited on the loop, so it must not block).
     """
 
+    #: The <app> of /res/<app>/<path>; the class name in lower case when not set.
+    label: ClassVar[str | None] = None
+    #: Async HTTP handlers served at /res/<label>/<path>, ahead of Django's URLs:
+    #: {path: name of an `async def handler(self, request) -> Response` method}.
+    resources: ClassVar[dict[str, str]] = {}
+
     def __init__(self, router: Router) -> None:
         self.router = router
+
+    @classmethod
+    def get_label(cls) -> str:
+        return cls.label or cls.__name__.lower()
+
+    async def activate(self) -> None:
+        """Once per server process, at ASGI lifespan startup, in the server's loop.
+
+        Where an app opens what it keeps open (a TCP server, a connection); raise to stop
+        the server from starting.
+        """
+
+    async def deactivate(self) -> None:
+        """At lifespan shutdown: close what activate() opened."""
 
     def start(self) -> None:
         """Once per router, before the first message it routes."""

@@ -15,7 +15,7 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
-from smsrouter import conf, dispatch, inbound, outbound, ratelimit
+from smsrouter import conf, dispatch, inbound, outbound, ratelimit, signals
 from smsrouter.backends import backends
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Direction, Message, Status
@@ -79,6 +79,7 @@ def _claim(backend_name: str, message_ids: Sequence[int]) -> list[OutgoingMessag
             record.status, record.attempts, record.updated_at = (
                 Status.SENDING, record.attempts + 1, now)
         Message.objects.bulk_update(records, ["status", "attempts", "updated_at"])
+        signals.changed(records)
     return [
         OutgoingMessage(
             record.text, record.connection, record=record,

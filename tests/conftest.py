@@ -4,10 +4,13 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+from asgiref.sync import sync_to_async
+from django.db import connections
 
 from tests.gateway import FakeGateway
 from tests.stack import require
@@ -56,7 +59,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = sock.getsockname()[1]
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--fd", str(sock.fileno()),
-         "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+         "--lifespan", "on", "--no-access-log", "--log-level", "warning"],
         cwd=ROOT, env=env, pass_fds=[sock.fileno()],
     )
     sock.close()
@@ -85,3 +88,11 @@ def gateway(_gateway_server: FakeGateway) -> FakeGateway:
     """A provider stand-in on a loopback port: `gateway.url`, `gateway.requests`."""
     _gateway_server.reset()
     return _gateway_server
+
+
+@pytest_asyncio.fixture
+async def async_db(transactional_db: None) -> AsyncIterator[None]:
+    """The database for a coroutine test: asgiref's shared sync thread gets a connection of
+    its own, closed here, or it would hold the test database open."""
+    yield
+    await sync_to_async(connections.close_all)()

@@ -81,7 +81,7 @@ class Stack:
         sock.bind(("127.0.0.1", 0))
         sock.listen(512)
         self.start("web", sys.executable, "-m", "uvicorn", "demo.asgi:application",
-                   "--fd", str(sock.fileno()), "--lifespan", "off", "--no-access-log",
+                   "--fd", str(sock.fileno()), "--lifespan", "on", "--no-access-log",
                    "--log-level", "warning", pass_fds=(sock.fileno(),))
         port = sock.getsockname()[1]
         sock.close()

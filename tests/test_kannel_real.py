@@ -197,7 +197,7 @@ def kannel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel]:
                        cwd=ROOT, env=env, check=True, timeout=120)
         _, server = programs.start(
             "server", [sys.executable, "-m", "uvicorn", "demo.asgi:application",
-                       "--fd", str(sock.fileno()), "--lifespan", "off", "--log-level", "info"],
+                       "--fd", str(sock.fileno()), "--lifespan", "on", "--log-level", "info"],
             cwd=ROOT, env=env, pass_fds=[sock.fileno()])
         sock.close()
         _, bearerbox = programs.start("bearerbox", [binaries["bearerbox"], "-v", "1", str(conf)])

@@ -1,0 +1,110 @@
+"""The ASGI root: blocking Django and asynchronous resources in one server.
+
+    application = build_application(django_asgi_app)
+
+gives Channels' ProtocolTypeRouter with
+* "http": apps' resources at /res/<app>/<path> first, then Django for everything else
+  (so an unknown URL is Django's 404);
+* "websocket": the httptester's live conversations, when that app is installed;
+* "channel": the workers of SMSROUTER_PROCESSING = "channels";
+* "lifespan": ResourceLifespan, which activates apps and backends in the server's loop.
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
+from channels.security.websocket import WebsocketDenier
+from django.apps import apps as django_apps
+from django.urls import URLPattern, re_path
+
+from smsrouter import loop
+from smsrouter.backends import backends
+from smsrouter.consumers import IncomingWorker, OutgoingWorker
+from smsrouter.resources import AppResourceRouter
+from smsrouter.router import App, Router
+
+logger = logging.getLogger(__name__)
+
+
+class ResourceLifespan:
+    """ASGI lifespan: activate apps and backends at startup, deactivate them at shutdown.
+
+    Apps are instantiated once per server process here; their resources are served by the
+    same instances. A failing activate() fails the startup with its reason.
+    """
+
+    def __init__(self, apps: dict[str, App]) -> None:
+        self.apps = apps
+        self.active: list[Any] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    logger.exception("smsrouter startup failed")
+                    await self.shutdown()
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        loop.set_server_loop(asyncio.get_running_loop())
+        for app, _ in Router().apps:
+            self.apps[app.get_label()] = app
+            await self._activate(app, f"App {type(app).__name__}")
+        for name in backends.names():
+            await self._activate(backends[name], f"Backend {name!r}")
+
+    async def _activate(self, target: App | Any, what: str) -> None:
+        try:
+            await target.activate()
+        except Exception as exc:
+            raise RuntimeError(f"{what}: activate() failed: {type(exc).__name__}: {exc}") from exc
+        self.active.append(target)
+
+    async def shutdown(self) -> None:
+        while self.active:
+            target = self.active.pop()
+            try:
+                await target.deactivate()
+            except Exception:
+                logger.exception("%r: deactivate() failed", target)
+        self.apps.clear()
+        loop.set_server_loop(None)
+
+
+def websocket_routes() -> list[URLPattern]:
+    if not django_apps.is_installed("smsrouter.contrib.httptester"):
+        return []
+    from smsrouter.contrib.httptester.consumers import ConversationConsumer
+
+    return [re_path(r"^ws/httptester/(?P<backend_name>[\w.@+-]+)/(?P<identity>[^/]+)/$",
+                    ConversationConsumer.as_asgi())]
+
+
+def build_application(django_asgi_app: Any, websocket: Sequence[URLPattern] = ()) -> ProtocolTypeRouter:
+    """The root application; `websocket` adds routes of your own before the built-in ones."""
+    resources: dict[str, App] = {}
+    return ProtocolTypeRouter({
+        "http": URLRouter([
+            re_path(r"^res/(?P<app>[\w-]+)/(?P<path>.*)$", AppResourceRouter(resources)),
+            re_path(r"", django_asgi_app),
+        ]),
+        "websocket": URLRouter([*websocket, *websocket_routes(),
+                                re_path(r"", WebsocketDenier.as_asgi())]),
+        "channel": ChannelNameRouter({
+            "smsrouter.incoming": IncomingWorker.as_asgi(),
+            "smsrouter.outgoing": OutgoingWorker.as_asgi(),
+        }),
+        "lifespan": ResourceLifespan(resources),
+    })

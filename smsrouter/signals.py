@@ -1,0 +1,21 @@
+"""Signals other parts of a project may listen to."""
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from django.dispatch import Signal
+
+if TYPE_CHECKING:
+    from smsrouter.models import Message
+
+#: Messages were stored or changed status. Sent with `messages`, the Message rows (their
+#: connection and backend loaded), inside the transaction that changed them: a receiver
+#: that reaches outside (a WebSocket, a queue) should wait for `transaction.on_commit`.
+#: Bulk updates send it too, unlike Django's post_save.
+messages_changed = Signal()
+
+
+def changed(messages: Sequence["Message"]) -> None:
+    """Send messages_changed for these rows, if there are any and anyone listens."""
+    if messages:
+        messages_changed.send(sender=type(messages[0]), messages=messages)
