@@ -180,3 +180,55 @@ class Reminders(App):
     @periodic(every=60)
     async def tick(self) -> None:
         calls.append("tick")
+
+
+class Probe(App):
+    """Resources for the ASGI tests: one that answers, one that waits for another request."""
+
+    label = "probe"
+    resources = {"hello": "hello", "wait": "wait", "release": "release", "broken": "broken"}
+
+    async def activate(self) -> None:
+        self.released = asyncio.Event()
+        calls.append("Probe.activate")
+
+    async def deactivate(self) -> None:
+        calls.append("Probe.deactivate")
+
+    async def hello(self, request):
+        from smsrouter.resources import Response
+
+        return Response({"hello": request.query.get("name", ["world"])[0], "app": self.get_label()})
+
+    async def wait(self, request):
+        await self.released.wait()  # holds no thread: the loop serves others meanwhile
+        return "released"
+
+    async def release(self, request):
+        self.released.set()
+        return "ok"
+
+    async def broken(self, request):
+        raise RuntimeError("resource bug")
+
+
+class TcpEcho(App):
+    """Hanji's example: a protocol on a TCP port of its own, opened at activation."""
+
+    async def activate(self) -> None:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+
+        self.server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def deactivate(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+class BrokenActivate(App):
+    async def activate(self) -> None:
+        raise OSError("port 2775 is taken")

@@ -1,8 +1,6 @@
 """The `sms` fixture of the smsrouter pytest plugin."""
 
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import connections
 
 from smsrouter.backends import backends
 from smsrouter.backends.locmem import LocmemBackend
@@ -30,13 +28,9 @@ def test_a_new_harness_starts_with_an_empty_outbox(sms):
 
 
 @pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
 @pytest.mark.sms_apps("smsrouter.contrib.echo.EchoApp")
-async def test_areceive_from_a_coroutine(sms):
-    try:
-        assert (await sms.areceive("echo async")).texts() == ["async"]
-    finally:  # asgiref's shared sync thread would keep its connection, and the test database
-        await sync_to_async(connections.close_all)()
+async def test_areceive_from_a_coroutine(async_db, sms):
+    assert (await sms.areceive("echo async")).texts() == ["async"]
 
 
 def test_the_plugin_registers_its_marker(pytestconfig):

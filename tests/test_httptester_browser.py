@@ -6,6 +6,8 @@ the page polls the conversation about once a second and refreshes right after a 
 
 import os
 import re
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +148,20 @@ def test_number_and_backend_are_remembered(page: Page) -> None:
     expect(page.get_by_label("Phone number")).to_have_value(number)
     expect(page.get_by_label("Backend")).to_have_value("httptester-private")
     expect(bubble_texts(page)).to_have_text(["add 2 3", "2 + 3 = 5"])
+
+
+def test_the_conversation_is_live_over_a_websocket(page: Page, demo_server: str) -> None:
+    """With the socket open the page stops polling, and a message that another phone (here
+    urllib) sends into the conversation appears with its reply, without any page request."""
+    number = unique_number()
+    open_conversation(page, "httptester-public", number)
+    expect(page.locator("#httptester")).to_have_attribute("data-transport", "websocket")
+    polls = []
+    page.on("request", lambda request: polls.append(request.url) if "/messages" in request.url else None)
+    data = urllib.parse.urlencode({"identity": number, "text": "echo from elsewhere"}).encode()
+    assert urllib.request.urlopen(f"{demo_server}/httptester/httptester-public/", data,
+                                  timeout=10).read() == b"OK"
+    expect(bubble_texts(page, "in")).to_have_text(["echo from elsewhere"])
+    expect(bubble_texts(page, "out")).to_have_text(["from elsewhere"])
+    expect(page.get_by_role("log").locator(".msg-out .msg-status")).to_have_text(["sent"])
+    assert polls == []

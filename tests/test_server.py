@@ -90,3 +90,26 @@ def test_concurrent_messages_are_all_accepted_and_answered(demo_server):
         assert sorted(text for direction, text, _ in conversation if direction == "out") == [
             str(n) for n in range(5)]
         assert {status for _, _, status in conversation} == {"handled", "sent"}
+
+
+def test_a_websocket_sees_the_conversation_live(demo_server):
+    """Through uvicorn: each new message and status change of the conversation is a frame."""
+    from websockets.sync.client import connect
+
+    identity = number()
+    ws_url = demo_server.replace("http://", "ws://") + (
+        f"/ws/httptester/httptester-public/{urllib.parse.quote(identity)}/")
+    with connect(ws_url, open_timeout=TIMEOUT) as socket:
+        post(f"{demo_server}/httptester/httptester-public/", identity=identity, text="ping")
+        frames = [json.loads(socket.recv(timeout=TIMEOUT)) for _ in range(4)]
+    assert [(f["direction"], f["text"], f["status"]) for f in frames] == [
+        ("in", "ping", "received"), ("in", "ping", "handled"),
+        ("out", "pong", "queued"), ("out", "pong", "sent")]
+
+
+def test_an_unknown_websocket_path_is_refused(demo_server):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with pytest.raises(InvalidStatus, match="403"):
+        connect(demo_server.replace("http://", "ws://") + "/ws/nowhere/", open_timeout=TIMEOUT)

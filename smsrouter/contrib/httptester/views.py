@@ -1,7 +1,5 @@
 """A phone in the browser: send as any number on any httptester backend, read the replies."""
 
-from typing import Any
-
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -10,8 +8,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from smsrouter.api import aincoming
 from smsrouter.backends import backends
-from smsrouter.backends.httptester import HttpTesterBackend
-from smsrouter.exceptions import BadInbound, UnknownBackend
+from smsrouter.contrib.httptester.live import as_json, is_tester
+from smsrouter.exceptions import BadInbound
 from smsrouter.models import Message
 
 #: The conversation endpoint answers at most this many messages, the newest ones.
@@ -19,14 +17,7 @@ CONVERSATION_LIMIT = 200
 
 
 def tester_backends() -> list[str]:
-    return [name for name in backends.names() if _is_tester(name)]
-
-
-def _is_tester(name: str) -> bool:
-    try:
-        return isinstance(backends[name], HttpTesterBackend)
-    except UnknownBackend:
-        return False
+    return [name for name in backends.names() if is_tester(name)]
 
 
 def _not_a_tester(name: str) -> JsonResponse:
@@ -44,7 +35,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @csrf_exempt  # the seed's own example posts with urllib, without a token
 @require_POST
 async def inbound(request: HttpRequest, backend_name: str) -> HttpResponse:
-    if not _is_tester(backend_name):
+    if not is_tester(backend_name):
         return _not_a_tester(backend_name)
     try:
         data = backends[backend_name].parse_inbound(request)
@@ -57,20 +48,11 @@ async def inbound(request: HttpRequest, backend_name: str) -> HttpResponse:
 @never_cache  # the page polls it; a cached answer would hide new replies
 @require_GET
 async def conversation(request: HttpRequest, backend_name: str, identity: str) -> JsonResponse:
-    if not _is_tester(backend_name):
+    if not is_tester(backend_name):
         return _not_a_tester(backend_name)
     newest = Message.objects.filter(
         connection__backend__name=backend_name, connection__identity=identity.strip()
     ).order_by("-created_at", "-pk")[:CONVERSATION_LIMIT]
-    messages = [_as_json(message) async for message in newest]
+    messages = [as_json(message) async for message in newest]
     messages.reverse()
     return JsonResponse({"messages": messages})
-
-
-def _as_json(message: Message) -> dict[str, Any]:
-    return {
-        "direction": message.direction,
-        "text": message.text,
-        "status": message.status,
-        "created_at": message.created_at.isoformat(),
-    }

@@ -1,13 +1,15 @@
 /* The httptester page: pick a backend and a phone number, send SMS, watch the replies.
  *
- * The conversation is polled every POLL_MS while the tab is visible, and right after a
- * send. Everything that draws messages goes through render(messages), so another transport
- * (a WebSocket) only has to call render() with the conversation it receives.
+ * The conversation arrives live over a WebSocket: one frame per new message or status
+ * change, merged into what is shown. While the socket is down (or before it opens) the
+ * page polls every POLL_MS while the tab is visible, and reconnects with a backoff.
+ * Everything that draws messages goes through render(messages).
  */
 (function () {
   "use strict";
 
   var POLL_MS = 1000;
+  var RECONNECT_MAX_MS = 30000;
   var TYPING_DEBOUNCE_MS = 250;
   var STORAGE_IDENTITY = "smsrouter.httptester.identity";
   var STORAGE_BACKEND = "smsrouter.httptester.backend";
@@ -18,6 +20,7 @@
     return; // no httptester backend configured: the page only shows how to add one
   }
   var baseUrl = app.dataset.baseUrl;
+  var wsBase = app.dataset.wsBase;
   var identityInput = document.getElementById("identity");
   var randomButton = document.getElementById("random-identity");
   var list = document.getElementById("messages");
@@ -163,7 +166,8 @@
       var body = await response.json();
       if (key !== conversationKey() || sequence < applied) { return; }
       applied = sequence;
-      render(body.messages);
+      shown = body.messages;
+      render(shown);
       if (errorLine.dataset.source === "poll") { showError(""); }
     } catch (e) {
       if (key === conversationKey()) {
@@ -174,7 +178,7 @@
 
   function schedulePoll() {
     window.clearTimeout(pollTimer);
-    if (document.visibilityState === "visible") {
+    if (!live && document.visibilityState === "visible") {
       pollTimer = window.setTimeout(async function () {
         await refresh();
         schedulePoll();
@@ -187,9 +191,66 @@
   }
 
   function conversationChanged() {
+    shown = [];
     render(null);
     showError("");
     sendButton.disabled = !identity();
+    connectLive();
+  }
+
+  // ---- live updates ----
+
+  var shown = [];      // the conversation on screen, oldest first
+  var socket = null;
+  var live = false;    // true while the socket is open: no polling then
+  var reconnectMs = 1000;
+  var reconnectTimer = null;
+
+  function frameKey(message) { return message.direction + " " + message.created_at; }
+
+  /* A frame is one message, new or with a new status: replace it in place, or add it. */
+  function merge(message) {
+    var key = frameKey(message);
+    var next = shown.filter(function (m) { return frameKey(m) !== key; });
+    next.push(message);
+    next.sort(function (a, b) { return a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0; });
+    shown = next;
+    render(shown);
+  }
+
+  function setLive(isLive) {
+    live = isLive;
+    app.dataset.transport = isLive ? "websocket" : "polling";
+  }
+
+  function connectLive() {
+    window.clearTimeout(reconnectTimer);
+    if (socket) { socket.onclose = null; socket.close(); socket = null; }
+    setLive(false);
+    if (!identity() || !("WebSocket" in window)) { return; }
+    var key = conversationKey();
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var url = scheme + window.location.host + wsBase + encodeURIComponent(backend()) + "/" +
+      encodeURIComponent(identity()) + "/";
+    var opened = new WebSocket(url);
+    socket = opened;
+    opened.onopen = function () {
+      reconnectMs = 1000;
+      setLive(true);
+      window.clearTimeout(pollTimer);
+      refresh();  // whatever arrived before the socket opened
+    };
+    opened.onmessage = function (event) {
+      if (key === conversationKey()) { merge(JSON.parse(event.data)); }
+    };
+    opened.onclose = function () {
+      if (socket !== opened) { return; }
+      socket = null;
+      setLive(false);
+      schedulePoll();
+      reconnectTimer = window.setTimeout(connectLive, reconnectMs);
+      reconnectMs = Math.min(reconnectMs * 2, RECONNECT_MAX_MS);
+    };
   }
 
   // ---- sending ----
@@ -316,6 +377,6 @@
   conversationChanged();
   refreshNow();
 
-  // For the future WebSocket transport, and for poking at the page from the console.
-  window.httptester = { render: render, refresh: refreshNow };
+  // For poking at the page from the console.
+  window.httptester = { render: render, refresh: refreshNow, reconnect: connectLive };
 })();

@@ -1,0 +1,55 @@
+"""Live conversations: each stored or changed message of an httptester backend goes, once
+committed, to the channel-layer group of its conversation, and from there to every page
+watching it (in-memory layer for one process, channels_redis across processes).
+"""
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from smsrouter.backends import backends
+from smsrouter.backends.httptester import HttpTesterBackend
+from smsrouter.exceptions import UnknownBackend
+from smsrouter.models import Message
+
+
+def group(backend_name: str, identity: str) -> str:
+    """A group name for the conversation: channel layers allow only [a-zA-Z0-9_.-]."""
+    digest = hashlib.sha256(f"{backend_name}\n{identity}".encode()).hexdigest()[:32]
+    return f"httptester.{digest}"
+
+
+def as_json(message: Message) -> dict[str, Any]:
+    """One message as the conversation endpoint and the WebSocket frames show it."""
+    return {
+        "direction": message.direction,
+        "text": message.text,
+        "status": message.status,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def is_tester(backend_name: str) -> bool:
+    try:
+        return isinstance(backends[backend_name], HttpTesterBackend)
+    except UnknownBackend:
+        return False
+
+
+def on_messages_changed(sender: type, messages: Iterable[Message], **kwargs: Any) -> None:
+    frames = [
+        (group(m.connection.backend.name, m.connection.identity), as_json(m))
+        for m in messages if is_tester(m.connection.backend.name)
+    ]
+    if frames:
+        transaction.on_commit(lambda: _publish(frames))
+
+
+def _publish(frames: list[tuple[str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    for name, frame in frames:
+        async_to_sync(layer.group_send)(name, {"type": "conversation.message", "message": frame})

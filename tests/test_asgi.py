@@ -1,0 +1,198 @@
+"""The ASGI root: /res/ resources ahead of Django, lifespan activation, the bridge into the
+server loop, and live httptester conversations over WebSocket. Driven in-process with
+Channels' communicators, in the test's own event loop (which plays the server's)."""
+
+import asyncio
+import threading
+
+import pytest
+import pytest_asyncio
+from channels.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
+from django.core.asgi import get_asgi_application
+
+from smsrouter import loop
+from smsrouter.api import aincoming
+from smsrouter.asgi import build_application
+from tests import apps
+
+
+
+@pytest.fixture
+def application(settings):
+    apps.calls.clear()
+    settings.ROOT_URLCONF = "tests.urls"
+    settings.SMSROUTER_APPS = ["tests.apps.Probe", "tests.apps.TcpEcho", "smsrouter.contrib.echo.EchoApp"]
+    return build_application(get_asgi_application())
+
+
+class Lifespan:
+    """Starts and stops the application as an ASGI server would."""
+
+    def __init__(self, application):
+        self.communicator = ApplicationCommunicator(application, {"type": "lifespan"})
+
+    async def start(self):
+        await self.communicator.send_input({"type": "lifespan.startup"})
+        return await self.communicator.receive_output(timeout=5)
+
+    async def stop(self):
+        await self.communicator.send_input({"type": "lifespan.shutdown"})
+        return await self.communicator.receive_output(timeout=5)
+
+
+@pytest_asyncio.fixture
+async def started(application):
+    lifespan = Lifespan(application)
+    assert await lifespan.start() == {"type": "lifespan.startup.complete"}
+    yield application
+    assert await lifespan.stop() == {"type": "lifespan.shutdown.complete"}
+
+
+async def get(application, path):
+    communicator = HttpCommunicator(application, "GET", path, headers=[(b"host", b"127.0.0.1")])
+    response = await communicator.get_response(timeout=5)
+    await communicator.send_input({"type": "http.disconnect"})  # as a client hanging up
+    await communicator.wait(timeout=5)  # Django's handler closes its request body file
+    return response["status"], response["body"]
+
+
+@pytest.mark.asyncio
+async def test_a_resource_is_served_ahead_of_a_django_url_of_the_same_path(started):
+    status, body = await get(started, "/res/probe/hello?name=Amina")
+    assert (status, body) == (200, b'{"hello": "Amina", "app": "probe"}')
+
+
+@pytest.mark.parametrize("path", ["/res/nope/hello", "/res/probe/nope"])
+@pytest.mark.asyncio
+async def test_an_unknown_app_or_resource_is_404(started, path):
+    status, body = await get(started, path)
+    assert status == 404 and b"No resource" in body
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_url_is_djangos_404_not_a_500(started):
+    status, _ = await get(started, "/no/such/page/")
+    assert status == 404
+
+
+@pytest.mark.asyncio
+async def test_a_failing_resource_is_a_500_with_a_pointer_to_the_log(started):
+    assert await get(started, "/res/probe/broken") == (
+        500, b'{"error": "The resource failed; the server log says why."}')
+
+
+@pytest.mark.asyncio
+async def test_a_resource_awaits_slow_io_while_others_are_served(started):
+    """No thread is held: a waiting request lets the one that releases it through."""
+    waiting = asyncio.create_task(get(started, "/res/probe/wait"))
+    assert await get(started, "/res/probe/release") == (200, b"ok")
+    assert await asyncio.wait_for(waiting, 5) == (200, b"released")
+
+
+@pytest.mark.asyncio
+async def test_lifespan_activates_apps_in_order_and_deactivates_them(application):
+    lifespan = Lifespan(application)
+    await lifespan.start()
+    assert apps.calls == ["Probe.activate"]
+    await lifespan.stop()
+    assert apps.calls == ["Probe.activate", "Probe.deactivate"]
+
+
+@pytest.mark.asyncio
+async def test_an_app_opens_a_tcp_server_reached_by_a_real_socket(application):
+    lifespan = Lifespan(application)
+    await lifespan.start()
+    port = loop.server_loop() and _activated_port(application)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"ping\n")
+    assert await asyncio.wait_for(reader.readline(), 5) == b"ping\n"
+    writer.close()
+    await lifespan.stop()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
+
+
+def _activated_port(application):
+    resources = application.application_mapping["lifespan"].apps
+    return resources["tcpecho"].port
+
+
+@pytest.mark.asyncio
+async def test_a_failing_activate_fails_the_startup_naming_the_app(application, settings):
+    settings.SMSROUTER_APPS = ["tests.apps.Probe", "tests.apps.BrokenActivate"]
+    lifespan = Lifespan(build_application(get_asgi_application()))
+    assert await lifespan.start() == {
+        "type": "lifespan.startup.failed",
+        "message": "App BrokenActivate: activate() failed: OSError: port 2775 is taken"}
+    assert apps.calls[-1] == "Probe.deactivate"  # what had started is stopped again
+
+
+@pytest.mark.asyncio
+async def test_the_bridge_runs_work_in_the_server_loop_from_a_thread(started):
+    server_loop = asyncio.get_running_loop()
+    called = asyncio.Event()
+
+    async def where():
+        return asyncio.get_running_loop() is server_loop
+
+    def blocking_code():
+        loop.call_from_thread(called.set)
+        return loop.run_in_loop(where(), timeout=5), threading.current_thread()
+
+    in_loop, thread = await asyncio.to_thread(blocking_code)
+    assert in_loop and thread is not threading.current_thread()
+    await asyncio.wait_for(called.wait(), 5)
+
+
+@pytest.mark.asyncio
+async def test_the_bridge_refuses_to_wait_for_itself(started):
+    async def nothing():
+        return None
+
+    with pytest.raises(RuntimeError, match="await the coroutine instead"):
+        loop.run_in_loop(nothing())
+
+
+@pytest.mark.asyncio
+async def test_the_bridge_times_out_and_cancels(started):
+    cancelled = asyncio.Event()
+
+    async def forever():
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    with pytest.raises(TimeoutError):
+        await asyncio.to_thread(loop.run_in_loop, forever(), 0.05)
+    await asyncio.wait_for(cancelled.wait(), 5)
+
+
+def test_without_a_server_loop_the_bridge_says_what_to_do():
+    loop.set_server_loop(None)
+    with pytest.raises(loop.NoServerLoop, match="lifespan on"):
+        loop.call_from_thread(print)
+
+
+@pytest.mark.asyncio
+async def test_a_conversation_is_live_over_websocket(async_db, application):
+    """Each new message and each status change arrives as one frame, in order."""
+    socket = WebsocketCommunicator(application, "/ws/httptester/httptester-public/+255700000001/")
+    connected, _ = await socket.connect(timeout=5)
+    assert connected
+    await aincoming("httptester-public", "+255700000001", "echo live")
+    frames = [await socket.receive_json_from(timeout=5) for _ in range(4)]
+    assert [(f["direction"], f["text"], f["status"]) for f in frames] == [
+        ("in", "echo live", "received"), ("in", "echo live", "handled"),
+        ("out", "live", "queued"), ("out", "live", "sent")]
+    assert set(frames[0]) == {"direction", "text", "status", "created_at"}
+    await aincoming("httptester-private", "+255700000001", "echo elsewhere")
+    assert await socket.receive_nothing(timeout=0.1)
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/ws/httptester/nope/+1/", "/ws/elsewhere/"])
+@pytest.mark.asyncio
+async def test_a_socket_for_no_conversation_is_refused(application, path):
+    connected, _ = await WebsocketCommunicator(application, path).connect(timeout=5)
+    assert not connected
