@@ -111,6 +111,7 @@ SMSROUTER_APPS = [
     "smsrouter.contrib.echo.EchoApp",
     "demo.sms.JoinHandler",
     "demo.sms.AddHandler",
+    "demo.sms.StatsApp",
 ]
 SMSROUTER_PROCESSING = os.environ.get("SMSROUTER_PROCESSING", "inline")
 SMSROUTER_DEFAULT_RESPONSE = (

@@ -1,7 +1,11 @@
-"""The demo's own SMS commands: a keyword handler and a pattern handler."""
+"""The demo's own SMS commands (a keyword handler, a pattern handler) and an app with a resource."""
 
+from django.db.models import Count
+
+from smsrouter import App
 from smsrouter.contrib.handlers import KeywordHandler, PatternHandler
-from smsrouter.models import Contact
+from smsrouter.models import Contact, Message
+from smsrouter.resources import Request, Response
 
 
 class JoinHandler(KeywordHandler):
@@ -29,3 +33,17 @@ class AddHandler(PatternHandler):
 
     def handle(self, first: str, second: str) -> None:
         self.respond(f"{first} + {second} = {int(first) + int(second)}")
+
+
+class StatsApp(App):
+    """A resource served ahead of Django: GET /res/stats/messages counts messages by status.
+
+    It awaits the async ORM in the server's loop, holding no thread while the query runs.
+    """
+
+    label = "stats"
+    resources = {"messages": "messages"}
+
+    async def messages(self, request: Request) -> Response:
+        counts = Message.objects.values("direction", "status").annotate(count=Count("pk"))
+        return Response({f"{row['direction']}:{row['status']}": row["count"] async for row in counts})

@@ -113,3 +113,11 @@ def test_an_unknown_websocket_path_is_refused(demo_server):
 
     with pytest.raises(InvalidStatus, match="403"):
         connect(demo_server.replace("http://", "ws://") + "/ws/nowhere/", open_timeout=TIMEOUT)
+
+
+def test_an_apps_resource_is_served_by_the_demo(demo_server):
+    """/res/stats/messages: the demo's StatsApp, ahead of Django, in the server's loop."""
+    post(f"{demo_server}/httptester/httptester-public/", identity=number(), text="ping")
+    status, body = get(f"{demo_server}/res/stats/messages")
+    counts = json.loads(body)
+    assert status == 200 and counts["in:handled"] >= 1 and counts["out:sent"] >= 1
