@@ -1,0 +1,304 @@
+"""SMPP 3.4: a bind to an SMSC, kept by the one process that activated this backend.
+
+The bind lives in an event loop: the ASGI server's (activate() at lifespan startup) or
+that of `manage.py smsrouter_connect <name>`. Only that process can submit. Any other
+process (a web worker, a Celery worker) that is asked to send leaves the message queued
+(`deferred`), and this process's feeder picks it up from the database within a second:
+no outbound message is lost while unbound, and none is sent twice, since every send
+claims its rows first (`workers.send_by_ids`).
+
+Inbound deliver_sm PDUs become `aincoming()` calls (multipart texts reassembled first),
+and delivery receipts move the outgoing message they name to delivered or failed.
+Codings and the choices behind them: smsrouter/smpp/pdu.py and docs/backends/smpp.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.core.checks import CheckMessage, Error
+from django.utils import timezone
+
+from smsrouter import delivery, workers
+from smsrouter.api import aincoming
+from smsrouter.backends.base import BaseBackend, StatusReport
+from smsrouter.exceptions import BadInbound, PermanentSendError, TemporarySendError
+from smsrouter.messages import OutgoingMessage
+from smsrouter.models import Direction, Message, Status
+from smsrouter.smpp import pdu
+from smsrouter.smpp.client import BOUND, Link, LinkDown
+from smsrouter.smpp.pdu import Command, Pdu
+
+logger = logging.getLogger(__name__)
+
+BIND_COMMANDS = {"transceiver": Command.BIND_TRANSCEIVER,
+                 "transmitter": Command.BIND_TRANSMITTER,
+                 "receiver": Command.BIND_RECEIVER}
+#: Answers to submit_sm that a later attempt may get past.
+TEMPORARY = {pdu.ESME_RTHROTTLED, pdu.ESME_RMSGQFUL}
+#: A receipt's stat as our status; the others (UNKNOWN...) change nothing.
+RECEIPT_STATUS = {"DELIVRD": Status.DELIVERED, "UNDELIV": Status.FAILED,
+                  "EXPIRED": Status.FAILED, "REJECTD": Status.FAILED,
+                  "DELETED": Status.FAILED, "ENROUTE": Status.SENT, "ACCEPTD": Status.SENT}
+#: How often the feeder looks for messages other processes left queued.
+FEED_EVERY = 1.0
+#: Ids the feeder hands on per call.
+FEED_BATCH = 100
+#: Parts of a long inbound text are forgotten if the rest has not come by then (seconds).
+PARTS_KEPT = 600.0
+
+
+class SmppBackend(BaseBackend):
+    """An ESME bound to one SMSC, as a transceiver (or transmitter, or receiver)."""
+
+    options = {
+        "host": str, "port": int, "system_id": str, "password": str, "system_type": str,
+        "source_addr": str, "source_addr_ton": int, "source_addr_npi": int,
+        "bind_type": str, "enquire_link": (int, float), "throughput": (int, float),
+        "reconnect_backoff": (int, float),
+    }
+    required_config = ("host", "port")
+    #: submit_sm PDUs in flight at once: the SMPP window.
+    default_concurrency = 10
+
+    def __init__(self, name: str, **config: Any) -> None:
+        super().__init__(name, **config)
+        self.host: str = self.config["host"]
+        self.port: int = self.config["port"]
+        self.bind_type: str = self.config.get("bind_type", "transceiver")
+        self.throughput: float = self.config.get("throughput", 10)
+        self.link: Link | None = None
+        #: Called with (state, detail) on each bind, unbind and reconnect.
+        self.state_listeners: list[Callable[[str, str], None]] = []
+        self._references = itertools.cycle(range(256))
+        self._next_submit = 0.0
+        self._in_flight: set[int] = set()
+        self._parts: dict[tuple[str, int, int], tuple[float, dict[int, str]]] = {}
+        self._wake: asyncio.Event | None = None
+        self._feeder: asyncio.Task[None] | None = None
+
+    @classmethod
+    def check_config(cls, name: str, config: dict[str, Any]) -> list[CheckMessage]:
+        errors = super().check_config(name, config)
+        given = {key.lower(): value for key, value in config.items()}
+        port = given.get("port")
+        if isinstance(port, int) and not 0 < port < 65536:
+            errors.append(Error(f"Backend {name!r}: port {port} is not a TCP port.",
+                                hint="SMSCs usually listen on 2775.", id="smsrouter.E070"))
+        bind_type = given.get("bind_type", "transceiver")
+        if bind_type not in BIND_COMMANDS:
+            errors.append(Error(f"Backend {name!r}: bind_type {bind_type!r} is not one we know.",
+                                hint="Use 'transceiver' (the default), 'transmitter' or 'receiver'.",
+                                id="smsrouter.E071"))
+        for option in ("enquire_link", "throughput", "reconnect_backoff"):
+            value = given.get(option)
+            if isinstance(value, (int, float)) and value <= 0:
+                errors.append(Error(f"Backend {name!r}: {option} must be more than 0, not {value}.",
+                                    hint=f"Leave {option!r} out for its default.",
+                                    id="smsrouter.E072"))
+        for option, size in (("system_id", 16), ("password", 9), ("system_type", 13),
+                             ("source_addr", 21)):
+            value = given.get(option)
+            if isinstance(value, str) and (len(value) >= size or not value.isascii()):
+                errors.append(Error(
+                    f"Backend {name!r}: {option} must be ASCII, at most {size - 1} characters.",
+                    hint="SMPP 3.4 sets these limits; your SMSC's account gives the values.",
+                    id="smsrouter.E073"))
+        for option in ("source_addr_ton", "source_addr_npi"):
+            value = given.get(option)
+            if isinstance(value, int) and not 0 <= value <= 255:
+                errors.append(Error(f"Backend {name!r}: {option} {value} does not fit an octet.",
+                                    hint="TON: 0 unknown, 1 international, 5 alphanumeric; "
+                                         "NPI: 0 unknown, 1 ISDN (E.164).",
+                                    id="smsrouter.E074"))
+        return errors
+
+    # The link, in this process.
+    async def activate(self) -> None:
+        """Bind in the running loop, and feed the queue to the SMSC while bound."""
+        if self.link is not None:
+            return
+        self.link = Link(
+            self.host, self.port, BIND_COMMANDS[self.bind_type],
+            {"system_id": self.config.get("system_id", ""),
+             "password": self.config.get("password", ""),
+             "system_type": self.config.get("system_type", ""),
+             "interface_version": pdu.INTERFACE_VERSION},
+            enquire_link=self.config.get("enquire_link", 30),
+            reconnect_backoff=self.config.get("reconnect_backoff", 60),
+            on_deliver=self._on_deliver, on_state=self._on_state,
+        )
+        self._wake = asyncio.Event()
+        self.link.start()
+        if self.bind_type != "receiver":
+            self._feeder = asyncio.create_task(self._feed(), name=f"smpp feeder {self.name}")
+
+    async def deactivate(self) -> None:
+        """Stop feeding, unbind, close the connection."""
+        if self._feeder is not None:
+            self._feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feeder
+            self._feeder = None
+        if self.link is not None:
+            await self.link.stop()
+            self.link = None
+
+    def _on_state(self, state: str, detail: str) -> None:
+        log = logger.info if state == BOUND else logger.warning
+        log("SMPP backend %s: %s %s", self.name, state, detail)
+        if state == BOUND and self._wake is not None:
+            self._wake.set()
+        for listener in self.state_listeners:
+            listener(state, detail)
+
+    async def _feed(self) -> None:
+        """Send what is queued for this backend while bound: every second, or at once
+        after a bind or a full batch."""
+        wake = self._wake
+        assert wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), FEED_EVERY)
+            wake.clear()
+            if self.link is None or not self.link.bound:
+                continue
+            try:
+                ids = await database_sync_to_async(self._due_ids)()
+                if ids:
+                    await database_sync_to_async(workers.send_by_ids)(self.name, ids)
+            except Exception:
+                logger.exception("SMPP backend %s: feeding queued messages failed", self.name)
+                continue
+            if len(ids) == FEED_BATCH:
+                wake.set()
+
+    def _due_ids(self) -> list[int]:
+        return list(
+            Message.objects.filter(backend__name=self.name, direction=Direction.OUT,
+                                   status=Status.QUEUED)
+            .exclude(due_at__gt=timezone.now())
+            .order_by("pk").values_list("pk", flat=True)[:FEED_BATCH]
+        )
+
+    # Outbound.
+    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+        """submit_sm each message when this process holds the bind; else leave it queued.
+
+        A message already being submitted here (the feeder and an inline send may both
+        pick it up) is left to that submission.
+        """
+        if self.bind_type == "receiver":
+            raise PermanentSendError(f"backend {self.name!r} binds as a receiver: it cannot send")
+        fresh = []
+        for message in messages:
+            if self.link is None or not self.link.bound or message.id in self._in_flight:
+                message.deferred = True
+            else:
+                fresh.append(message)
+        ids = {message.id for message in fresh if message.id is not None}
+        self._in_flight |= ids
+        try:
+            await self.send_each(fresh, self._submit)
+        finally:
+            self._in_flight -= ids
+
+    async def _submit(self, message: OutgoingMessage) -> str | None:
+        """The parts of one message, in order; the SMSC's id for the first."""
+        identity = message.connection.identity
+        international = identity.startswith("+")
+        parts = pdu.submit_parts(
+            message.text, next(self._references),
+            source_addr=self.config.get("source_addr", ""),
+            source_addr_ton=self.config.get("source_addr_ton", 0),
+            source_addr_npi=self.config.get("source_addr_npi", 0),
+            destination_addr=identity.removeprefix("+"),
+            dest_addr_ton=1 if international else 0, dest_addr_npi=1,
+            registered_delivery=1,
+        )
+        first_id = None
+        for number, part in enumerate(parts):
+            assert self.link is not None
+            if number == 0 and not self.link.bound:
+                message.deferred = True  # the link dropped while earlier messages went
+                return None
+            await self._pace()
+            try:
+                resp = await self.link.request(part)
+            except (LinkDown, TimeoutError) as exc:
+                raise TemporarySendError(f"SMPP: no submit_sm_resp ({exc or 'timed out'})") from exc
+            status = resp.command_status
+            if status in TEMPORARY:
+                raise TemporarySendError(f"SMPP submit_sm: {pdu.status_name(status)}")
+            if status != pdu.ESME_ROK:
+                raise PermanentSendError(f"SMPP submit_sm: {pdu.status_name(status)}")
+            first_id = first_id or resp.get_str("message_id")
+        return first_id
+
+    async def _pace(self) -> None:
+        """At most `throughput` submit_sm per second from this backend."""
+        now = time.monotonic()
+        slot = max(now, self._next_submit)
+        self._next_submit = slot + 1 / self.throughput
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    # Inbound.
+    async def _on_deliver(self, deliver: Pdu) -> None:
+        if deliver.get_int("esm_class") & pdu.ESM_RECEIPT:
+            await self._on_receipt(deliver)
+            return
+        source = deliver.get_str("source_addr")
+        if deliver.get_int("source_addr_ton") == 1 and not source.startswith("+"):
+            source = "+" + source
+        octets = deliver.get_bytes("short_message") or deliver.tlvs.get(pdu.TLV_MESSAGE_PAYLOAD, b"")
+        concat = None
+        if deliver.get_int("esm_class") & pdu.ESM_UDHI:
+            concat, octets = pdu.split_udh(octets)
+        text = pdu.decode_text(octets, deliver.get_int("data_coding"))
+        if concat is not None:
+            whole = self._reassemble(source, concat, text)
+            if whole is None:
+                return
+            text = whole
+        await aincoming(self.name, source, text)
+
+    def _reassemble(self, source: str, concat: tuple[int, int, int], text: str) -> str | None:
+        """The whole text once its last part is in; None until then."""
+        reference, total, number = concat
+        now = time.monotonic()
+        for key in [key for key, (since, _) in self._parts.items() if now - since > PARTS_KEPT]:
+            del self._parts[key]
+        key = (source, reference, total)
+        parts = self._parts.setdefault(key, (now, {}))[1]
+        parts[number] = text
+        if len(parts) < total:
+            return None
+        del self._parts[key]
+        return "".join(parts[n] for n in sorted(parts))
+
+    async def _on_receipt(self, deliver: Pdu) -> None:
+        try:
+            receipt = pdu.parse_receipt(deliver)
+        except pdu.PduError as exc:
+            logger.warning("SMPP backend %s: %s", self.name, exc)
+            return
+        status = RECEIPT_STATUS.get(receipt.stat)
+        if status is None:
+            logger.info("SMPP backend %s: receipt for %s with stat:%s changes nothing",
+                        self.name, receipt.message_id, receipt.stat)
+            return
+        error = f"SMPP stat:{receipt.stat} err:{receipt.err}" if status == Status.FAILED else ""
+        report = StatusReport(status, "receipted_message_id", external_id=receipt.message_id,
+                              error=error)
+        try:
+            await database_sync_to_async(delivery.apply)(self.name, [report])
+        except BadInbound as exc:
+            logger.warning("SMPP backend %s: receipt ignored: %s", self.name, exc)

@@ -1,0 +1,224 @@
+"""An ESME's session with an SMSC, kept up in the running event loop.
+
+`Link` connects, binds, reads every PDU, answers enquire_link and unbind, sends its own
+enquire_link every interval, and, when the link drops or the bind is refused, connects
+again after a backoff that doubles up to a cap. Requests (submit_sm) are matched to
+their responses by sequence_number, so many may be in flight at once.
+
+Incoming deliver_sm PDUs are handled one at a time, in order, by a task of their own:
+handling one may submit a reply, whose response this session's reader must still read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from smsrouter.smpp.pdu import (
+    ESME_RINVCMDID,
+    ESME_ROK,
+    ESME_RX_T_APPN,
+    HEADER,
+    HEADER_SIZE,
+    MAX_PDU_SIZE,
+    Command,
+    Pdu,
+    PduError,
+    status_name,
+)
+
+logger = logging.getLogger(__name__)
+
+BOUND, UNBOUND, RECONNECTING = "bound", "unbound", "reconnecting"
+#: Seconds to wait for the SMSC's response to any request, unbind included.
+RESPONSE_TIMEOUT = 10.0
+#: The first reconnect delay; it doubles after each failure, up to `reconnect_backoff`.
+FIRST_BACKOFF = 1.0
+
+
+class LinkDown(ConnectionError):
+    """The request could not be answered: no bind, or the link dropped meanwhile."""
+
+
+class Link:
+    """One bind to an SMSC, reconnected until `stop()`.
+
+    `on_deliver(pdu)` is awaited for each deliver_sm; the SMSC is answered once it
+    returns (ESME_RX_T_APPN if it raised, so the SMSC delivers it again later).
+    `on_state(state, detail)` hears of each bind, unbind and reconnect.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        bind_command: Command,
+        bind_fields: dict[str, Any],
+        *,
+        enquire_link: float,
+        reconnect_backoff: float,
+        on_deliver: Callable[[Pdu], Awaitable[None]],
+        on_state: Callable[[str, str], None],
+    ) -> None:
+        self.host, self.port = host, port
+        self.bind_command, self.bind_fields = bind_command, bind_fields
+        self.enquire_link, self.reconnect_backoff = enquire_link, reconnect_backoff
+        self.on_deliver, self.on_state = on_deliver, on_state
+        self.state = UNBOUND
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[int, asyncio.Future[Pdu]] = {}
+        self._sequence = itertools.cycle(range(1, 0x80000000))
+        self._deliveries: asyncio.Queue[tuple[Pdu, asyncio.StreamWriter]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def bound(self) -> bool:
+        """Whether requests may be sent now, from this loop."""
+        return self.state == BOUND and self.loop is asyncio.get_running_loop()
+
+    def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._tasks = [asyncio.create_task(self._run(), name=f"smpp {self.host}:{self.port}"),
+                       asyncio.create_task(self._handle_deliveries(), name="smpp deliver_sm")]
+
+    async def stop(self) -> None:
+        """Unbind (when bound), then close the connection and end the tasks."""
+        self._stopping = True
+        if self.state == BOUND:
+            with contextlib.suppress(LinkDown, TimeoutError):
+                await self.request(Pdu(Command.UNBIND))
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        self.state = UNBOUND
+        self.on_state(UNBOUND, f"from {self.host}:{self.port}")
+
+    async def request(self, pdu: Pdu, timeout: float = RESPONSE_TIMEOUT) -> Pdu:
+        """Send a request PDU and return its response; LinkDown or TimeoutError."""
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            raise LinkDown(f"not connected to {self.host}:{self.port}")
+        pdu.sequence_number = next(self._sequence)
+        answer = asyncio.get_running_loop().create_future()
+        self._pending[pdu.sequence_number] = answer
+        try:
+            writer.write(pdu.encode())
+            await writer.drain()
+            return await asyncio.wait_for(answer, timeout)
+        except ConnectionError as exc:
+            raise LinkDown(str(exc)) from exc
+        finally:
+            self._pending.pop(pdu.sequence_number, None)
+
+    def _set_state(self, state: str, detail: str) -> None:
+        if state != self.state or state == RECONNECTING:
+            self.state = state
+            self.on_state(state, detail)
+
+    async def _run(self) -> None:
+        delay = min(FIRST_BACKOFF, self.reconnect_backoff)
+        while True:
+            try:
+                reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            except OSError as exc:
+                why = f"cannot connect to {self.host}:{self.port}: {exc}"
+            else:
+                why, was_bound = await self._session(reader, self._writer)
+                if self._stopping:
+                    return
+                if was_bound:
+                    delay = min(FIRST_BACKOFF, self.reconnect_backoff)
+            self._set_state(RECONNECTING, f"{why}; again in {delay:g} s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.reconnect_backoff)
+
+    async def _session(self, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> tuple[str, bool]:
+        """One connection, from bind to drop: why it ended, and whether it was bound."""
+        reading = asyncio.create_task(self._read(reader, writer))
+        keeping: asyncio.Task[None] | None = None
+        try:
+            resp = await self.request(Pdu(self.bind_command, fields=self.bind_fields))
+            if resp.command_status != ESME_ROK:
+                return f"bind refused: {status_name(resp.command_status)}", False
+            self._set_state(BOUND, f"as {self.bind_fields['system_id']!r} to "
+                                   f"{self.host}:{self.port} ({resp.get_str('system_id')})")
+            keeping = asyncio.create_task(self._keep_alive())
+            return await reading, True
+        except (LinkDown, TimeoutError) as exc:
+            return f"bind failed: {exc or 'no answer'}", False
+        finally:
+            if keeping:
+                keeping.cancel()
+            reading.cancel()
+            writer.close()
+            for answer in self._pending.values():
+                if not answer.done():
+                    answer.set_exception(LinkDown(f"link to {self.host}:{self.port} dropped"))
+            self.state = UNBOUND if self.state == BOUND else self.state
+
+    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+        """Read PDUs until the link drops; why it dropped."""
+        while True:
+            try:
+                header = await reader.readexactly(HEADER_SIZE)
+                length = HEADER.unpack(header)[0]
+                if not HEADER_SIZE <= length <= MAX_PDU_SIZE:
+                    return f"a PDU of {length} octets"
+                data = header + await reader.readexactly(length - HEADER_SIZE)
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                return f"connection closed ({type(exc).__name__})"
+            try:
+                pdu = Pdu.decode(data)
+            except PduError as exc:
+                logger.warning("SMPP %s:%d sent a bad PDU: %s", self.host, self.port, exc)
+                _, _, _, sequence = HEADER.unpack_from(data)
+                writer.write(Pdu(Command.GENERIC_NACK, sequence, exc.status).encode())
+                continue
+            if pdu.is_response:
+                if (answer := self._pending.get(pdu.sequence_number)) and not answer.done():
+                    answer.set_result(pdu)
+            elif pdu.command_id == Command.ENQUIRE_LINK:
+                writer.write(pdu.response().encode())
+            elif pdu.command_id == Command.UNBIND:
+                writer.write(pdu.response().encode())
+                await writer.drain()
+                return "the SMSC unbound"
+            elif pdu.command_id == Command.DELIVER_SM:
+                self._deliveries.put_nowait((pdu, writer))
+            else:
+                writer.write(Pdu(Command.GENERIC_NACK, pdu.sequence_number, ESME_RINVCMDID).encode())
+
+    async def _keep_alive(self) -> None:
+        """enquire_link every interval; no answer in time closes the link for a reconnect."""
+        while True:
+            await asyncio.sleep(self.enquire_link)
+            try:
+                await self.request(Pdu(Command.ENQUIRE_LINK))
+            except TimeoutError:
+                logger.warning("SMPP %s:%d did not answer enquire_link", self.host, self.port)
+                if self._writer:
+                    self._writer.close()
+                return
+
+    async def _handle_deliveries(self) -> None:
+        while True:
+            pdu, writer = await self._deliveries.get()
+            status = ESME_ROK
+            try:
+                await self.on_deliver(pdu)
+            except Exception:
+                logger.exception("SMPP %s:%d: handling deliver_sm %d failed",
+                                 self.host, self.port, pdu.sequence_number)
+                status = ESME_RX_T_APPN
+            if not writer.is_closing():
+                writer.write(pdu.response(status, message_id="").encode())

@@ -1,0 +1,280 @@
+"""The SMPP backend against a fake SMSC on loopback: binds, MT, MO, receipts, link drops."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from asgiref.sync import sync_to_async
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+import smsrouter
+from smsrouter.backends import backends
+from smsrouter.backends.smpp import SmppBackend
+from smsrouter.models import Message
+from smsrouter.smpp import pdu
+from tests.smsc import FakeSmsc
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 10
+TO = "+255700000001"
+
+
+async def within(awaitable):
+    return await asyncio.wait_for(awaitable, TIMEOUT)
+
+
+@pytest_asyncio.fixture
+async def smsc() -> AsyncIterator[FakeSmsc]:
+    fake = FakeSmsc()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+def smpp_settings(settings, smsc):
+    settings.INSTALLED_BACKENDS = {"smpp": {
+        "ENGINE": "smsrouter.backends.smpp.SmppBackend", "host": "127.0.0.1",
+        "port": smsc.port, "system_id": "smsrouter", "password": "secret",
+        "source_addr": "15555", "throughput": 1000, "reconnect_backoff": 0.2}}
+    settings.SMSROUTER_APPS = ["smsrouter.contrib.echo.EchoApp"]
+    settings.SMSROUTER_DEFAULT_RESPONSE = None
+    return settings
+
+
+@pytest.fixture
+def states() -> asyncio.Queue:
+    """Link states as the backend reports them: bound, reconnecting, unbound."""
+    return asyncio.Queue()
+
+
+@pytest_asyncio.fixture
+async def backend(smpp_settings, smsc, states) -> AsyncIterator[SmppBackend]:
+    """The backend, bound to the fake SMSC in this test's loop."""
+    instance = backends["smpp"]
+    assert isinstance(instance, SmppBackend)
+    instance.state_listeners.append(lambda state, detail: states.put_nowait((state, detail)))
+    await instance.activate()
+    assert await within(smsc.binds.get()) == "smsrouter"
+    assert (await within(states.get()))[0] == "bound"
+    yield instance
+    await instance.deactivate()
+
+
+@pytest_asyncio.fixture
+async def fed(monkeypatch) -> asyncio.Queue:
+    """How many messages each feeder round sent, as each round ends."""
+    from smsrouter import workers
+
+    done: asyncio.Queue = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    original = workers.send_by_ids
+
+    def send_by_ids(backend_name, ids):
+        sent = original(backend_name, ids)
+        loop.call_soon_threadsafe(done.put_nowait, sent)
+        return sent
+
+    monkeypatch.setattr(workers, "send_by_ids", send_by_ids)
+    return done
+
+
+def stored(**filters) -> Callable[[], list[Message]]:
+    return sync_to_async(lambda: list(
+        Message.objects.filter(**filters).select_related("connection").order_by("pk")))
+
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.asyncio
+async def test_binds_with_its_system_id_and_password(backend):
+    assert backend.link is not None and backend.link.bound
+
+
+@pytest.mark.asyncio
+async def test_a_refused_bind_is_reported_and_retried(smpp_settings, smsc, states):
+    smpp_settings.INSTALLED_BACKENDS["smpp"]["password"] = "wrong"
+    instance = backends["smpp"]
+    instance.state_listeners.append(lambda state, detail: states.put_nowait((state, detail)))
+    await instance.activate()
+    for _ in range(2):
+        state, detail = await within(states.get())
+        assert state == "reconnecting" and "ESME_RINVPASWD" in detail
+    await instance.deactivate()
+
+
+@pytest.mark.asyncio
+async def test_a_gsm_text_is_submitted_in_the_default_alphabet(backend, smsc):
+    [sent] = await smsrouter.asend("Hello @home, 5€", TO, backend="smpp")
+    sub = await within(smsc.submits.get())
+    fields = sub.pdu.fields
+    assert (sub.destination, fields["dest_addr_ton"], fields["dest_addr_npi"]) == ("255700000001", 1, 1)
+    assert (fields["source_addr"], fields["data_coding"], fields["esm_class"],
+            fields["registered_delivery"]) == ("15555", 0, 0, 1)
+    assert fields["short_message"] == b"Hello \x00home, 5\x1b\x65"
+    assert (sent.status, sent.external_id) == ("sent", sub.message_id)
+
+
+@pytest.mark.asyncio
+async def test_a_long_amharic_text_goes_as_ucs2_parts_with_a_udh(backend, smsc):
+    text = "ሰላም ለዓለም። " * 15
+    [sent] = await smsrouter.asend(text, TO, backend="smpp")
+    parts = [await within(smsc.submits.get()) for _ in range(3)]
+    assert [(p.pdu.fields["data_coding"], p.pdu.fields["esm_class"], p.udh[1:]) for p in parts] == [
+        (8, 0x40, (3, 1)), (8, 0x40, (3, 2)), (8, 0x40, (3, 3))]
+    assert len({p.udh[0] for p in parts}) == 1
+    assert smsc.texts() == [text]
+    assert (sent.status, sent.external_id) == ("sent", parts[0].message_id)
+
+
+@pytest.mark.asyncio
+async def test_mo_is_routed_and_the_reply_submitted_then_its_receipt_applied(backend, smsc):
+    smsc.deliver(TO, "echo hi")
+    reply = await within(smsc.submits.get())
+    assert (reply.destination, reply.text) == ("255700000001", "hi")
+    assert (await within(smsc.answers.get())).command_status == pdu.ESME_ROK
+    [incoming] = await stored(direction="in")()
+    assert (incoming.text, incoming.connection.identity, incoming.status) == (
+        "echo hi", TO, "handled")
+    smsc.receipt(reply.message_id, "DELIVRD")
+    assert (await within(smsc.answers.get())).command_status == pdu.ESME_ROK
+    [out] = await stored(direction="out")()
+    assert (out.status, out.external_id) == ("delivered", reply.message_id)
+
+
+@pytest.mark.asyncio
+async def test_an_undeliverable_receipt_fails_the_message(backend, smsc):
+    [sent] = await smsrouter.asend("hi", TO, backend="smpp")
+    smsc.receipt(sent.external_id, "UNDELIV", "012")
+    await within(smsc.answers.get())
+    [out] = await stored(pk=sent.id)()
+    assert (out.status, out.error) == ("failed", "SMPP stat:UNDELIV err:012")
+
+
+@pytest.mark.asyncio
+async def test_a_receipt_for_an_unknown_id_is_answered_and_ignored(backend, smsc):
+    smsc.receipt("nosuchid", "DELIVRD")
+    assert (await within(smsc.answers.get())).command_status == pdu.ESME_ROK
+    smsc.deliver(TO, "echo still here")
+    assert (await within(smsc.submits.get())).text == "still here"
+
+
+@pytest.mark.asyncio
+async def test_a_long_mo_is_reassembled_before_routing(backend, smsc):
+    text = "echo " + "ሰላም ለዓለም። " * 15
+    smsc.deliver(TO, text)
+    for _ in range(3):
+        assert (await within(smsc.answers.get())).command_status == pdu.ESME_ROK
+    replies = [await within(smsc.submits.get()) for _ in range(3)]
+    assert "".join(r.text for r in replies) == text.removeprefix("echo ").strip()
+    [incoming] = await stored(direction="in")()
+    assert incoming.text == text
+
+
+@pytest.mark.asyncio
+async def test_messages_sent_while_the_link_is_down_wait_and_go_once(backend, smsc, states, fed):
+    smsc.refuse_binds = True
+    smsc.drop()
+    assert (await within(states.get()))[0] == "reconnecting"
+    sent = await smsrouter.asend("while down", [TO, "+255700000002", "+255700000003"],
+                                 backend="smpp")
+    assert [m.status for m in sent] == ["queued"] * 3
+    assert smsc.submitted == []
+    smsc.refuse_binds = False
+    await within(smsc.binds.get())
+    total = 0
+    while total < 3:
+        total += await within(fed.get())
+    assert sorted(s.destination for s in smsc.submitted) == [
+        "255700000001", "255700000002", "255700000003"]
+    rows = await stored(direction="out")()
+    assert [(m.status, m.external_id) for m in rows] == [
+        ("sent", s.message_id) for s in sorted(smsc.submitted, key=lambda s: s.destination)]
+
+
+@pytest.mark.asyncio
+async def test_a_throttled_submit_is_retried(backend, smsc, settings, fed):
+    """Sent by the feeder (as for any process but this one): a retry is queued, then sent."""
+    settings.SMSROUTER_PROCESSING = "channels"
+    settings.SMSROUTER_SEND_BACKOFF = 0.05
+    settings.SMSROUTER_SEND_BACKOFF_MAX = 0.1
+    smsc.throttle = 1
+    [message] = await smsrouter.asend("busy?", TO, backend="smpp")
+    assert await within(fed.get()) == 0
+    [row] = await stored(pk=message.id)()
+    assert (row.status, row.error) == ("queued", "SMPP submit_sm: ESME_RTHROTTLED (0x00000058)")
+    assert await within(fed.get()) == 1
+    [row] = await stored(pk=message.id)()
+    assert (row.status, row.attempts, row.external_id) == ("sent", 2, smsc.submitted[0].message_id)
+    assert len(smsc.submitted) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_process_without_the_bind_leaves_messages_queued(smpp_settings):
+    [message] = await smsrouter.asend("later", TO, backend="smpp")
+    assert message.status == "queued"
+
+
+def test_option_values_are_checked():
+    errors = SmppBackend.check_config("smpp", {
+        "host": "h", "port": 70000, "bind_type": "both", "throughput": 0,
+        "system_id": "x" * 16, "source_addr_ton": 300})
+    assert [e.id for e in errors] == ["smsrouter.E070", "smsrouter.E071", "smsrouter.E072",
+                                      "smsrouter.E073", "smsrouter.E074"]
+    assert SmppBackend.check_config("smpp", {"host": "h", "port": 2775}) == []
+
+
+def test_connect_refuses_an_unknown_backend_and_one_without_a_link(settings):
+    settings.INSTALLED_BACKENDS = {"http": {"ENGINE": "tests.backends.RecordingBackend"}}
+    with pytest.raises(CommandError, match="No backend named 'nope'"):
+        call_command("smsrouter_connect", "nope")
+    with pytest.raises(CommandError, match="keeps no link to hold"):
+        call_command("smsrouter_connect", "http")
+
+
+async def read_json(stream: asyncio.StreamReader) -> dict:
+    line = await within(stream.readline())
+    assert line, "the process ended"
+    return json.loads(line)
+
+
+@pytest.mark.processes
+@pytest.mark.asyncio
+async def test_smsrouter_connect_in_its_own_process(tmp_path):
+    """MO in from an SMSC process, through `smsrouter_connect` and EchoApp, echo out."""
+    smsc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.smsc", cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert smsc.stdout and smsc.stdin
+    port = (await read_json(smsc.stdout))["port"]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.smpp_settings",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "SMSC_PORT": str(port),
+           "PYTHONUNBUFFERED": "1"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                   cwd=ROOT, env=env, check=True, timeout=120)
+    connect = await asyncio.create_subprocess_exec(
+        sys.executable, "manage.py", "smsrouter_connect", "smpp", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE)
+    try:
+        assert await read_json(smsc.stdout) == {"bound": "smsrouter"}
+        smsc.stdin.write(json.dumps({"deliver": {"source": TO, "text": "echo hello"}}).encode() + b"\n")
+        submit = (await read_json(smsc.stdout))["submit"]
+        assert (submit["destination"], submit["text"]) == ("255700000001", "hello")
+    finally:
+        connect.send_signal(signal.SIGTERM)
+        output, _ = await within(connect.communicate())
+        smsc.stdin.close()
+        await within(smsc.wait())
+    assert connect.returncode == 0
+    lines = output.decode().splitlines()
+    assert lines[0] == "smpp: connecting (SmppBackend)" and lines[1].startswith("bound as 'smsrouter'")
+    assert lines[-2:] == [f"unbound from 127.0.0.1:{port}", "smpp: stopped"]
