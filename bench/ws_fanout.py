@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,19 +21,19 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+from tests.stack import listening_socket, uvicorn  # noqa: E402
 
 
 def start_demo(folder: str) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "demo.settings",
            "DATABASE_URL": f"sqlite:///{folder}/bench.sqlite3", "SMSROUTER_PROCESSING": "inline"}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    sock = socket.socket()
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--fd", str(sock.fileno()),
-         "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env, pass_fds=[sock.fileno()])
+    sock = listening_socket()
+    server = subprocess.Popen(uvicorn(sock, "--no-access-log", "--log-level", "warning"), cwd=ROOT, env=env,
+                              pass_fds=[sock.fileno()])
     port = sock.getsockname()[1]
     sock.close()
     return server, f"127.0.0.1:{port}"

@@ -1,7 +1,6 @@
 """Fixtures shared by the test modules: the demo served for real, over loopback."""
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -13,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from tests.gateway import FakeGateway
-from tests.stack import require
+from tests.stack import listening_socket, require, uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,8 +37,8 @@ def _migrate(env: dict[str, str]) -> None:
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The demo under uvicorn in its own process, on a fresh SQLite file; its base URL.
 
-    The listening socket is made here and handed to uvicorn (`--fd`), so requests wait in
-    its backlog until the app is up: nothing polls or sleeps.
+    The listening socket is made here and handed to uvicorn, so requests wait in its
+    backlog until the app is up: nothing polls or sleeps.
     """
     database = tmp_path_factory.mktemp("demo") / "db.sqlite3"
     env = {
@@ -49,19 +48,10 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "SMSROUTER_PROCESSING": "inline",
     }
     _migrate(env)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # uvicorn takes an --fd socket for a Unix one and leaves Nagle on; accepted sockets
-    # inherit this, or each small response waits out a 40 ms delayed ACK.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
+    sock = listening_socket()
     port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--fd", str(sock.fileno()),
-         "--lifespan", "on", "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env, pass_fds=[sock.fileno()],
-    )
+    server = subprocess.Popen(uvicorn(sock, "--no-access-log", "--log-level", "warning"), cwd=ROOT, env=env,
+                              pass_fds=[sock.fileno()])
     sock.close()
     try:
         yield f"http://127.0.0.1:{port}"

@@ -25,6 +25,27 @@ REDIS = os.environ.get("SMSROUTER_TEST_REDIS", "redis://127.0.0.1:6379")
 RABBITMQ = os.environ.get("SMSROUTER_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
 
 
+def listening_socket() -> socket.socket:
+    """A loopback socket to hand to uvicorn with `--fd`: requests wait in its backlog until
+    the app is up, so nothing polls for readiness.
+
+    uvicorn takes an --fd socket for a Unix one and leaves Nagle on; accepted sockets
+    inherit TCP_NODELAY from here, or each small response waits out a 40 ms delayed ACK.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(512)
+    return sock
+
+
+def uvicorn(sock: socket.socket, *options: str) -> list[str]:
+    """The command serving the demo project's ASGI application on `sock`."""
+    return [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--fd", str(sock.fileno()),
+            "--lifespan", "on", *options]
+
+
 def require(url: str) -> None:
     """Skip (or, under CI, fail) unless the service at `url` accepts connections."""
     parts = urlsplit(url)
@@ -76,13 +97,8 @@ class Stack:
 
     def start_web(self) -> str:
         """uvicorn on a socket made here: requests wait in its backlog until it is up."""
-        sock = socket.socket()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(512)
-        self.start("web", sys.executable, "-m", "uvicorn", "demo.asgi:application",
-                   "--fd", str(sock.fileno()), "--lifespan", "on", "--no-access-log",
-                   "--log-level", "warning", pass_fds=(sock.fileno(),))
+        sock = listening_socket()
+        self.start("web", *uvicorn(sock, "--no-access-log", "--log-level", "warning"), pass_fds=(sock.fileno(),))
         port = sock.getsockname()[1]
         sock.close()
         return f"http://127.0.0.1:{port}"

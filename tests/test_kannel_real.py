@@ -27,6 +27,8 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 import pytest
 
+from tests.stack import listening_socket, uvicorn
+
 pytestmark = pytest.mark.processes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,12 +170,9 @@ def kannel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel]:
 
     # The server's socket is made here and handed to uvicorn, as for conftest's demo_server:
     # Kannel's first get-url waits in its backlog until the app is up.
-    sock = socket.socket()
+    sock = listening_socket()
     programs = Programs(tmp)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(128)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         database = tmp / "db.sqlite3"
         env = {
@@ -195,10 +194,8 @@ def kannel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel]:
             log_dir=tmp, username=username, password=password, smsrouter_url=url, token=token))
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
                        cwd=ROOT, env=env, check=True, timeout=120)
-        _, server = programs.start(
-            "server", [sys.executable, "-m", "uvicorn", "demo.asgi:application",
-                       "--fd", str(sock.fileno()), "--lifespan", "on", "--log-level", "info"],
-            cwd=ROOT, env=env, pass_fds=[sock.fileno()])
+        _, server = programs.start("server", uvicorn(sock, "--log-level", "info"),
+                                   cwd=ROOT, env=env, pass_fds=[sock.fileno()])
         sock.close()
         _, bearerbox = programs.start("bearerbox", [binaries["bearerbox"], "-v", "1", str(conf)])
         bearerbox.wait_for("Start-up done", STARTUP)  # its ports are open by now
