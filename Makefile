@@ -54,6 +54,9 @@ bench: $(VENV)/.installed-bench
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python bench/incoming.py
 	$(BIN)/python bench/asgi_servers.py
+	$(BIN)/python bench/http_clients.py
+	$(BIN)/python bench/ws_fanout.py
+	$(BIN)/python bench/celery_throughput.py -n 5000
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .coverage
