@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -87,7 +87,7 @@ async def fed(monkeypatch) -> asyncio.Queue:
     return done
 
 
-def stored(**filters) -> Callable[[], list[Message]]:
+def stored(**filters) -> Callable[[], Awaitable[list[Message]]]:
     return sync_to_async(lambda: list(
         Message.objects.filter(**filters).select_related("connection").order_by("pk")))
 

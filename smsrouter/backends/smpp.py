@@ -93,7 +93,7 @@ class SmppBackend(BaseBackend):
             errors.append(Error(f"Backend {name!r}: port {port} is not a TCP port.",
                                 hint="SMSCs usually listen on 2775.", id="smsrouter.E070"))
         bind_type = given.get("bind_type", "transceiver")
-        if bind_type not in BIND_COMMANDS:
+        if isinstance(bind_type, str) and bind_type not in BIND_COMMANDS:
             errors.append(Error(f"Backend {name!r}: bind_type {bind_type!r} is not one we know.",
                                 hint="Use 'transceiver' (the default), 'transmitter' or 'receiver'.",
                                 id="smsrouter.E071"))
