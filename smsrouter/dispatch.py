@@ -80,8 +80,11 @@ def route_later(message_id: int) -> None:
 
 
 def send_later(backend_name: str, ids: Sequence[int], due_at: datetime | None = None) -> None:
-    """Hand outgoing ids to workers, in chunks; a channel layer cannot wait, so a future
-    `due_at` there is left to `smsrouter_recover`."""
+    """Hand outgoing ids to workers, in chunks. Inline mode has no workers, and a channel
+    layer cannot wait: the row's `due_at` is left to `smsrouter_recover` (or to the
+    process holding the backend's link) there."""
+    if mode() == INLINE:
+        return
     celery = mode() == CELERY
     for start in range(0, len(ids), SEND_CHUNK):
         chunk = list(ids[start:start + SEND_CHUNK])

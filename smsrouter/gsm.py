@@ -43,6 +43,6 @@ def segments(text: str) -> int:
 
 
 def coding(text: str) -> int:
-    """Kannel's and SMPP's data coding: 0 for GSM-7, 2 for UCS-2."""
+    """Kannel's `coding`: 0 for GSM-7, 2 for UCS-2 (SMPP's data_coding differs: 8 for UCS-2)."""
     return 0 if is_gsm7(text) else 2
 

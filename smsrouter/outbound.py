@@ -91,8 +91,8 @@ async def send_batch(backend_name: str, batch: Sequence[OutgoingMessage]) -> Non
             msg.retry = isinstance(exc, TemporarySendError)
         return
     for msg in batch:
-        if msg.deferred:
-            msg.status = Status.QUEUED
+        if msg.deferred:  # not tried: left for the process holding the link
+            msg.status, msg.record.attempts = Status.QUEUED, msg.record.attempts - 1
         elif msg.status != Status.FAILED:
             msg.status = Status.SENT
 

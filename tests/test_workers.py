@@ -220,3 +220,22 @@ def test_the_send_command_reads_a_csv_and_schedules(queued, tmp_path, settings):
         call_command("smsrouter_send", "+1", "--text", "x", "--backend", "gw", "--at", "soon")
     with pytest.raises(CommandError, match="No recipients"):
         call_command("smsrouter_send", "--text", "x", "--backend", "gw")
+
+
+def test_inline_mode_leaves_a_planned_retry_to_the_sweeper(queued, settings):
+    """No worker to hand it to: nothing goes to a channel nobody reads; the row is the record."""
+    from channels.layers import get_channel_layer
+
+    settings.SMSROUTER_PROCESSING = "inline"
+    dispatch.send_later("gw", [1, 2, 3])
+    assert dispatch.OUTGOING_CHANNEL not in get_channel_layer().channels
+    settings.SMSROUTER_PROCESSING = "channels"
+    dispatch.send_later("gw", [1, 2, 3])
+    assert dispatch.OUTGOING_CHANNEL in get_channel_layer().channels
+
+
+def test_a_deferred_send_costs_no_attempt(queued, settings):
+    settings.INSTALLED_BACKENDS["elsewhere"] = {"ENGINE": "tests.backends.DefersBackend"}
+    (message,) = smsrouter.send("hello", "+1", backend="elsewhere")
+    workers.send_by_ids("elsewhere", [message.id])
+    assert Message.objects.values_list("status", "attempts").get() == ("queued", 0)
