@@ -101,6 +101,25 @@ async def test_binds_with_its_system_id_and_password(backend):
 
 
 @pytest.mark.asyncio
+async def test_it_binds_inside_the_asgi_server_through_lifespan(smpp_settings, smsc):
+    """One process: lifespan startup activates the backend in the server's loop."""
+    from channels.testing import ApplicationCommunicator
+    from django.core.asgi import get_asgi_application
+
+    from smsrouter.asgi import build_application
+
+    server = ApplicationCommunicator(build_application(get_asgi_application()), {"type": "lifespan"})
+    await server.send_input({"type": "lifespan.startup"})
+    assert await server.receive_output(timeout=TIMEOUT) == {"type": "lifespan.startup.complete"}
+    assert await within(smsc.binds.get()) == "smsrouter"
+    smsc.deliver(TO, "echo served")
+    assert (await within(smsc.submits.get())).text == "served"
+    await server.send_input({"type": "lifespan.shutdown"})
+    assert await server.receive_output(timeout=TIMEOUT) == {"type": "lifespan.shutdown.complete"}
+    assert backends["smpp"].link is None or not backends["smpp"].link.bound
+
+
+@pytest.mark.asyncio
 async def test_a_refused_bind_is_reported_and_retried(smpp_settings, smsc, states):
     smpp_settings.INSTALLED_BACKENDS["smpp"]["password"] = "wrong"
     instance = backends["smpp"]
