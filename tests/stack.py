@@ -5,6 +5,7 @@ They talk over loopback to the services the machine runs (PostgreSQL, Redis, Rab
 A test that needs one skips when it is unreachable, except under CI, where it fails.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -149,13 +150,17 @@ class Stack:
             time.sleep(0.2)
 
     def close(self) -> None:
+        """Stop every process (one that is already gone does not stop the others), then
+        drop the database."""
         for process in self.processes.values():
-            os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
         for process in self.processes.values():
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         with psycopg.connect(POSTGRES, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')

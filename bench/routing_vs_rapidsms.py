@@ -1,0 +1,77 @@
+"""In-process routing, smsrouter against RapidSMS 2.2, in one run on one machine.
+
+Each side routes N messages through echo plus a keyword handler, persisting every message
+in and out, on SQLite in WAL mode: smsrouter's `incoming()` with the demo's settings, and
+RapidSMS's BlockingRouter `receive()` with its messagelog and handlers apps, run from its
+own virtualenv (made here on first use, from PyPI). Each figure is the median of R runs,
+each on a fresh database; the machine's load average is printed beside them.
+
+Usage: .venv/bin/python bench/routing_vs_rapidsms.py [-n 5000] [-r 3]
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER_VENV = ROOT / "bench" / ".rapidsms-venv"
+PEER = "rapidsms==2.2.0"
+
+OURS = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+os.environ.update(DJANGO_SETTINGS_MODULE="demo.settings", DATABASE_URL="sqlite:///" + sys.argv[1])
+import django
+django.setup()
+from django.conf import settings
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+settings.SMSROUTER_APPS = ["smsrouter.contrib.echo.EchoApp", "demo.sms.JoinHandler"]
+import smsrouter
+smsrouter.incoming("httptester-public", "+10", "echo warm")
+started = time.perf_counter()
+for n in range(int(sys.argv[2])):
+    smsrouter.incoming("httptester-public", f"+1{{n % 50}}", f"echo {{n}}")
+print(time.perf_counter() - started)
+"""
+
+
+def peer_python() -> str:
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", PEER], check=True)
+    return str(python)
+
+
+def timed(command: list[str], count: int, runs: int) -> float:
+    seconds = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as folder:
+            out = subprocess.run([*command, f"{folder}/bench.sqlite3", str(count)], cwd=ROOT,
+                                 check=True, capture_output=True, text=True).stdout
+            seconds.append(float(out.strip().splitlines()[-1]))
+    return statistics.median(seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=5000)
+    parser.add_argument("-r", type=int, default=3, help="runs per side; the median is shown")
+    args = parser.parse_args()
+    peer = timed([peer_python(), "bench/peer_rapidsms.py"], args.n, args.r)
+    ours = timed([sys.executable, "-c", OURS.format(root=str(ROOT))], args.n, args.r)
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"In-process routing, {args.n} messages, median of {args.r} (load average {load})\n")
+    print("| router | msg/s | vs RapidSMS |")
+    print("|---|---|---|")
+    print(f"| RapidSMS 2.2 BlockingRouter | {args.n / peer:,.0f} | 1.00× |")
+    print(f"| smsrouter incoming() | {args.n / ours:,.0f} | {peer / ours:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
