@@ -1,0 +1,70 @@
+"""The peer of bench/outbound_bulk.py: RapidSMS 2.2 sending to N recipients through Kannel.
+
+`rapidsms.router.send(text, connections)` with RapidSMS's own Kannel backend aimed at the
+fake gateway, its messagelog app, and the BlockingRouter, on SQLite as smsrouter's bench
+runs it (WAL, synchronous=NORMAL). The connections are looked up inside the clock, as
+smsrouter's send() looks up its numbers. Two variants, as on smsrouter's side:
+
+* same: one send() of one text to all N connections;
+* personal: one send() per recipient, each with its own text.
+
+RapidSMS keeps no per-recipient status: a send() that returns has had its request
+answered, so that is when the clock stops. Runs in RapidSMS's virtualenv.
+
+Usage: python bench/peer_rapidsms_bulk.py DB_PATH N same|personal SENDSMS_URL
+Prints the seconds, then the messagelog's row count.
+"""
+
+import sys
+import time
+import urllib.request
+
+import django
+from django.conf import settings
+
+from outbound_bulk import BULK_TEXT, number, personal_text
+
+urlpatterns: list = []
+
+
+def configure(database: str, sendsms_url: str) -> None:
+    settings.configure(
+        DEBUG=False, SECRET_KEY="bench", USE_TZ=True, ROOT_URLCONF=__name__,
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": database,
+                               "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; "
+                                           "PRAGMA synchronous=NORMAL;"}}},
+        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "rapidsms",
+                        "rapidsms.contrib.messagelog"],
+        INSTALLED_BACKENDS={"kannel": {"ENGINE": "rapidsms.backends.kannel.KannelBackend",
+                                       "sendsms_url": sendsms_url}},
+        RAPIDSMS_ROUTER="rapidsms.router.blocking.BlockingRouter",
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+    )
+    django.setup()
+
+
+def main() -> None:
+    database, count, variant, sendsms_url = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    configure(database, sendsms_url)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from rapidsms.contrib.messagelog.models import Message
+    from rapidsms.router import lookup_connections, send
+
+    send("warm-up", lookup_connections("kannel", ["+19990000000"]))
+    urllib.request.urlopen(sendsms_url.replace("/cgi-bin/sendsms", "/reset"), timeout=10).read()
+    numbers = [number(n) for n in range(count)]
+    started = time.perf_counter()
+    connections = lookup_connections("kannel", numbers)
+    if variant == "same":
+        send(BULK_TEXT, connections)
+    else:
+        for n, connection in enumerate(connections):
+            send(personal_text(n), [connection])
+    print(time.perf_counter() - started)
+    print(Message.objects.count() - 1)
+
+
+if __name__ == "__main__":
+    main()
