@@ -1,5 +1,5 @@
 """The peer: RapidSMS 2.2's BlockingRouter routing N messages in-process, run in its own
-virtualenv (bench/suite.py makes it). Echo, a keyword handler and the message log, on
+virtualenv (bench/routing_vs_rapidsms.py makes it). Echo, a keyword handler and the message log, on
 SQLite with the same pragmas as smsrouter's demo (WAL, synchronous=NORMAL).
 
 Usage (from the RapidSMS virtualenv): python bench/peer_rapidsms.py DB_PATH N
@@ -25,7 +25,7 @@ def configure(database: str) -> None:
         INSTALLED_BACKENDS={"bench": {"ENGINE": "rapidsms.backends.database.DatabaseBackend"}},
         RAPIDSMS_HANDLERS=["rapidsms.contrib.echo.handlers.echo.EchoHandler",
                            "rapidsms.contrib.echo.handlers.ping.PingHandler"],
-        SMS_ROUTER="rapidsms.router.blocking.BlockingRouter",
+        RAPIDSMS_ROUTER="rapidsms.router.blocking.BlockingRouter",
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
     )
     django.setup()

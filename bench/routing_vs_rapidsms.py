@@ -6,27 +6,30 @@ RapidSMS's BlockingRouter `receive()` with its messagelog and handlers apps, run
 own virtualenv (made here on first use, from PyPI). Each figure is the median of R runs,
 each on a fresh database; the machine's load average is printed beside them.
 
-Usage: .venv/bin/python bench/routing_vs_rapidsms.py [-n 5000] [-r 3]
+Usage: .venv/bin/python bench/routing_vs_rapidsms.py [-n 5000] [-r 3] [--json PATH]
 """
 
 import argparse
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import rows
+
 ROOT = Path(__file__).resolve().parent.parent
 PEER_VENV = ROOT / "bench" / ".rapidsms-venv"
 PEER = "rapidsms==2.2.0"
+TIMEOUT = 900
 
 OURS = """
 import os, sys, time
 sys.path.insert(0, {root!r})
-os.environ.update(DJANGO_SETTINGS_MODULE="demo.settings", DATABASE_URL="sqlite:///" + sys.argv[1])
-import django
+os.environ.update(DJANGO_SETTINGS_MODULE="demo.settings", DATABASE_URL="sqlite:///" + sys.argv[1],
+                  DJANGO_DEBUG="0")
+import django, logging
 django.setup()
+logging.getLogger("smsrouter").setLevel(logging.WARNING)
 from django.conf import settings
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
@@ -49,28 +52,26 @@ def peer_python() -> str:
 
 
 def timed(command: list[str], count: int, runs: int) -> float:
-    seconds = []
-    for _ in range(runs):
+    """Median seconds for `count` messages, each run in a fresh process and database."""
+    def once() -> float:
         with tempfile.TemporaryDirectory() as folder:
-            out = subprocess.run([*command, f"{folder}/bench.sqlite3", str(count)], cwd=ROOT,
-                                 check=True, capture_output=True, text=True).stdout
-            seconds.append(float(out.strip().splitlines()[-1]))
-    return statistics.median(seconds)
+            out = rows.run([*command, f"{folder}/bench.sqlite3", str(count)], cwd=ROOT,
+                           timeout=TIMEOUT)
+            return float(out.strip().splitlines()[-1])
+
+    return rows.median_of(runs, once)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=5000)
-    parser.add_argument("-r", type=int, default=3, help="runs per side; the median is shown")
+    parser.add_argument("-n", type=int, default=5000, help="messages per run (default 5000)")
+    rows.add_arguments(parser)
     args = parser.parse_args()
-    peer = timed([peer_python(), "bench/peer_rapidsms.py"], args.n, args.r)
-    ours = timed([sys.executable, "-c", OURS.format(root=str(ROOT))], args.n, args.r)
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"In-process routing, {args.n} messages, median of {args.r} (load average {load})\n")
-    print("| router | msg/s | vs RapidSMS |")
-    print("|---|---|---|")
-    print(f"| RapidSMS 2.2 BlockingRouter | {args.n / peer:,.0f} | 1.00× |")
-    print(f"| smsrouter incoming() | {args.n / ours:,.0f} | {peer / ours:.2f}× |")
+    peer = timed([peer_python(), "bench/peer_rapidsms.py"], args.n, args.runs)
+    ours = timed([sys.executable, "-c", OURS.format(root=str(ROOT))], args.n, args.runs)
+    rows.emit([rows.row("in-process routing", f"incoming() vs receive(), {args.n:,} messages: "
+                        "echo + keyword handler + message log", args.n / ours, "msg/s",
+                        peer=args.n / peer)], args.json)
 
 
 if __name__ == "__main__":
