@@ -2,9 +2,11 @@
 
 from collections.abc import Iterable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
+from django.db import transaction
 from django.utils import timezone
 
 from smsrouter import conf, dispatch, inbound, outbound
@@ -12,6 +14,7 @@ from smsrouter.backends import backends
 from smsrouter.connections import get_connections
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Connection
+from smsrouter.router import all_sync
 
 
 async def aincoming(
@@ -27,17 +30,21 @@ async def aincoming(
     A message whose `external_id` this backend has sent before is returned as stored and
     not routed again: gateways retry webhooks.
     """
-    backend = backends[backend_name]  # UnknownBackend before anything is written
-    dispatch.mode()  # ConfigurationError, likewise
-    if not isinstance(identity, str) or not identity:
-        raise ValueError("identity must be a non-empty string.")
-    if not isinstance(text, str):
-        raise ValueError(f"text must be a string, not {type(text).__name__}.")
-    msg, is_new = await sync_to_async(inbound.store, thread_sensitive=True)(
-        backend_name, backend.normalize(identity), text, external_id, fields
+    identity = _checked(backend_name, identity, text)
+    if not all_sync():
+        msg, is_new = await sync_to_async(inbound.store, thread_sensitive=True)(
+            backend_name, identity, text, external_id, fields
+        )
+        if is_new:
+            await dispatch.route(msg)
+        return msg
+    # One trip to a worker thread for all the database work and the apps' phases; the
+    # replies' network I/O then runs on the event loop.
+    msg, ready = await sync_to_async(_accept, thread_sensitive=True)(
+        backend_name, identity, text, external_id, fields
     )
-    if is_new:
-        await dispatch.route(msg)
+    if ready:
+        await dispatch.send(ready)
     return msg
 
 
@@ -49,10 +56,48 @@ def incoming(
     external_id: str | None = None,
     fields: dict[str, Any] | None = None,
 ) -> IncomingMessage:
-    """The blocking twin of `aincoming()`, for views, shells and management commands."""
-    return async_to_sync(aincoming)(
-        backend_name, identity, text, external_id=external_id, fields=fields
-    )
+    """The blocking twin of `aincoming()`, for views, shells and management commands.
+
+    With only `def` phases, everything up to the replies' sending runs in this thread.
+    """
+    if not all_sync():
+        return async_to_sync(aincoming)(
+            backend_name, identity, text, external_id=external_id, fields=fields
+        )
+    identity = _checked(backend_name, identity, text)
+    msg, ready = _accept(backend_name, identity, text, external_id, fields)
+    if ready:
+        dispatch.send_blocking(ready)
+    return msg
+
+
+def _checked(backend_name: str, identity: str, text: str) -> str:
+    """The identity as the backend normalizes it; refusals come before anything is written."""
+    backend = backends[backend_name]  # UnknownBackend
+    dispatch.mode()  # ConfigurationError
+    if not isinstance(identity, str) or not identity:
+        raise ValueError("identity must be a non-empty string.")
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, not {type(text).__name__}.")
+    return backend.normalize(identity)
+
+
+def _accept(
+    backend_name: str,
+    identity: str,
+    text: str,
+    external_id: str | None,
+    fields: dict[str, Any] | None,
+) -> tuple[IncomingMessage, list[OutgoingMessage]]:
+    """Store the message, then route it with a blocking router (inline mode) or hand its
+    id to a worker once committed. Returns it and the replies still to send."""
+    msg, is_new = inbound.store(backend_name, identity, text, external_id, fields)
+    if not is_new:
+        return msg, []
+    if dispatch.mode() != dispatch.INLINE:
+        transaction.on_commit(partial(dispatch.route_later, msg.id))
+        return msg, []
+    return msg, inbound.route_blocking(msg)
 
 
 Recipients = Connection | str | Iterable[Connection | str]
@@ -67,11 +112,7 @@ async def asend(
     the messages for later (an aware datetime). Each message is stored first; the returned
     objects carry each one's status.
     """
-    if at is not None and timezone.is_naive(at):
-        raise ValueError("at= must be an aware datetime, e.g. timezone.now() + timedelta(hours=1).")
-    recipients = [to] if isinstance(to, (str, Connection)) else list(to)
-    connections = await sync_to_async(_connections_for, thread_sensitive=True)(recipients, backend)
-    messages = [OutgoingMessage(text, connection) for connection in connections]
+    messages = await sync_to_async(_outgoing, thread_sensitive=True)(text, to, backend, at)
     if messages:
         await outbound.deliver(messages, due_at=at)
     return messages
@@ -81,7 +122,19 @@ def send(
     text: str, to: Recipients, *, backend: str | None = None, at: datetime | None = None
 ) -> list[OutgoingMessage]:
     """The blocking twin of `asend()`."""
-    return async_to_sync(asend)(text, to, backend=backend, at=at)
+    if not all_sync():
+        return async_to_sync(asend)(text, to, backend=backend, at=at)
+    messages = _outgoing(text, to, backend, at)
+    if messages and (ready := outbound.prepare(messages, due_at=at)):
+        dispatch.send_blocking(ready, at)
+    return messages
+
+
+def _outgoing(text: str, to: Recipients, backend: str | None, at: datetime | None) -> list[OutgoingMessage]:
+    if at is not None and timezone.is_naive(at):
+        raise ValueError("at= must be an aware datetime, e.g. timezone.now() + timedelta(hours=1).")
+    recipients = [to] if isinstance(to, (str, Connection)) else list(to)
+    return [OutgoingMessage(text, connection) for connection in _connections_for(recipients, backend)]
 
 
 def _connections_for(recipients: list[Connection | str], backend: str | None) -> list[Connection]:

@@ -12,8 +12,7 @@ layer that loses or repeats one costs nothing, since workers claim the row befor
 and `smsrouter_recover` finds any row left behind.
 """
 
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 
@@ -58,15 +57,26 @@ async def send(messages: Sequence[OutgoingMessage], due_at: datetime | None = No
         if due_at is None or due_at <= timezone.now():
             await outbound.send_now(messages)
         return
-    by_backend: dict[str, list[int]] = defaultdict(list)
-    for message in messages:
-        by_backend[message.backend_name].append(message.id)
+    await sync_to_async(transaction.on_commit, thread_sensitive=True)(_enqueue(messages, due_at))
+
+
+def send_blocking(messages: Sequence[OutgoingMessage], due_at: datetime | None = None) -> None:
+    """`send()` for a caller with no event loop."""
+    if mode() == INLINE:
+        if due_at is None or due_at <= timezone.now():
+            outbound.send_now_blocking(messages)
+        return
+    transaction.on_commit(_enqueue(messages, due_at))
+
+
+def _enqueue(messages: Sequence[OutgoingMessage], due_at: datetime | None) -> Callable[[], None]:
+    ids = {name: [msg.id for msg in batch] for name, batch in outbound.by_backend(messages).items()}
 
     def enqueue() -> None:
-        for backend_name, ids in by_backend.items():
-            send_later(backend_name, ids, due_at)
+        for backend_name, chunk in ids.items():
+            send_later(backend_name, chunk, due_at)
 
-    await sync_to_async(transaction.on_commit, thread_sensitive=True)(enqueue)
+    return enqueue
 
 
 def route_later(message_id: int) -> None:

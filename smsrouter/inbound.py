@@ -17,7 +17,7 @@ from smsrouter import gsm, outbound, signals
 from smsrouter.connections import get_connection
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Direction, Message, Status
-from smsrouter.router import Router
+from smsrouter.router import Router, drive
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,26 @@ def _seen(connection: Any, external_id: str) -> IncomingMessage | None:
         for reply in record.responses.order_by("pk")
     ]
     return msg
+
+
+def route_blocking(msg: IncomingMessage) -> list[OutgoingMessage]:
+    """Route with a new blocking Router, record the outcome, and store the replies.
+
+    Returns the replies still to send (apps may cancel some). The caller sends them: in a
+    webhook, on the event loop, so that this whole step is one trip to a worker thread.
+    """
+    router: Router | None = None
+    status, error = Status.HANDLED, ""
+    try:
+        router = Router(blocking=True)
+        drive(router.incoming(msg))
+    except Exception as exc:
+        logger.exception("routing message %s failed", msg.id)
+        status, error = Status.FAILED, f"{type(exc).__name__}: {exc}"
+    _finish(msg, status, error)
+    if not msg.responses:
+        return []
+    return outbound.prepare(msg.responses, router)
 
 
 async def route(msg: IncomingMessage) -> None:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.utils import timezone
 
 from smsrouter import dispatch, gsm, signals
@@ -18,7 +18,7 @@ from smsrouter.backends import backends
 from smsrouter.exceptions import TemporarySendError
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Direction, Message, Status
-from smsrouter.router import Router
+from smsrouter.router import Router, all_sync, drive
 
 logger = logging.getLogger(__name__)
 
@@ -31,18 +31,35 @@ async def deliver(
     due_at: datetime | None = None,
 ) -> None:
     """Store the messages, run the apps' outgoing phase, and hand the rest on for sending."""
-    await sync_to_async(store, thread_sensitive=True)(messages, due_at)
-    router = router or Router()
+    if all_sync() and (router is None or router.blocking):
+        ready = await sync_to_async(prepare, thread_sensitive=True)(messages, router, due_at)
+    else:
+        await sync_to_async(store, thread_sensitive=True)(messages, due_at)
+        ready = await _outgoing_phase(messages, router or Router())
+    if ready:
+        await dispatch.send(ready, due_at)
+
+
+def prepare(
+    messages: Sequence[OutgoingMessage], router: Router | None = None, due_at: datetime | None = None
+) -> list[OutgoingMessage]:
+    """Store the messages and run the outgoing phase with a blocking router; those to send."""
+    store(messages, due_at)
+    return drive(_outgoing_phase(messages, router or Router(blocking=True)))
+
+
+async def _outgoing_phase(messages: Sequence[OutgoingMessage], router: Router) -> list[OutgoingMessage]:
     cancelled = []
     for msg in messages:
         if (app := await router.outgoing(msg)) is not None:
             msg.status, msg.error = Status.FAILED, f"cancelled by {app}.outgoing()"
             cancelled.append(msg)
     if cancelled:
-        await sync_to_async(save_outcomes, thread_sensitive=True)(cancelled)
-    ready = [msg for msg in messages if msg.status == Status.QUEUED]
-    if ready:
-        await dispatch.send(ready, due_at)
+        if router.blocking:
+            save_outcomes(cancelled)
+        else:
+            await sync_to_async(save_outcomes, thread_sensitive=True)(cancelled)
+    return [msg for msg in messages if msg.status == Status.QUEUED]
 
 
 def store(messages: Sequence[OutgoingMessage], due_at: datetime | None = None) -> None:
@@ -73,12 +90,33 @@ async def send_now(messages: Sequence[OutgoingMessage]) -> None:
     await sync_to_async(save_outcomes, thread_sensitive=True)(messages)
 
 
+def send_now_blocking(messages: Sequence[OutgoingMessage]) -> None:
+    """`send_now()` for a caller with no event loop, such as a shell or a sync view.
+
+    Backends whose send never leaves the process run here directly; others need a loop
+    for their I/O, which asgiref lends for the call.
+    """
+    for msg in messages:
+        msg.record.attempts += 1
+    batches = by_backend(messages)
+    if all(backends[name].in_process for name in batches):
+        for name, batch in batches.items():
+            drive(send_batch(name, batch))
+    else:
+        async_to_sync(send_batches)(messages)
+    save_outcomes(messages)
+
+
 async def send_batches(messages: Sequence[OutgoingMessage]) -> None:
     """One backend call per backend, concurrently; each message's outcome set on it."""
-    by_backend: dict[str, list[OutgoingMessage]] = defaultdict(list)
+    await asyncio.gather(*(send_batch(name, batch) for name, batch in by_backend(messages).items()))
+
+
+def by_backend(messages: Sequence[OutgoingMessage]) -> dict[str, list[OutgoingMessage]]:
+    batches: dict[str, list[OutgoingMessage]] = defaultdict(list)
     for msg in messages:
-        by_backend[msg.backend_name].append(msg)
-    await asyncio.gather(*(send_batch(name, batch) for name, batch in by_backend.items()))
+        batches[msg.backend_name].append(msg)
+    return batches
 
 
 async def send_batch(backend_name: str, batch: Sequence[OutgoingMessage]) -> None:

@@ -2,14 +2,16 @@
 
 A new Router routes each message: no global router, no route process, no threads of ours.
 Whether each phase of each app is `def` or `async def` is decided once, when the app
-classes load, not for every message.
+classes load, not for every message. When every phase is `def`, a router may be blocking:
+it calls the phases directly in the caller's thread, and `drive()` runs its coroutines
+without an event loop, so a message costs no hop between threads.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 PHASES = ("start", "filter", "parse", "handle", "default", "cleanup", "outgoing")
 
@@ -35,7 +38,10 @@ class App:
     """Subclass this and override only the phases you need.
 
     A phase may be `def` (it runs off the event loop, so it may use the ORM) or
-    `async def` (awaited on the loop, so it must not block).
+    `async def` (awaited on the loop, so it must not block). Keep `async def` for phases
+    that wait on the network: while every app's phases are `def`, a message is routed
+    in one thread with no trips between threads and the loop, which is several times
+    faster.
     """
 
     #: The <app> of /res/<app>/<path>; the class name in lower case when not set.
@@ -161,6 +167,24 @@ def loaded_apps() -> list[BoundApp]:
     return _loaded
 
 
+def all_sync(bound: Sequence[BoundApp] | None = None) -> bool:
+    """Whether every phase of every app is `def`, so that a blocking router can route."""
+    return not any(any(entry.kinds.values()) for entry in (loaded_apps() if bound is None else bound))
+
+
+def drive(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a blocking router's coroutine to its end in this thread, without an event loop.
+
+    Such a coroutine never waits on anything; one that tries to is a bug here, not a hang.
+    """
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("a blocking router's coroutine tried to wait on the event loop")
+
+
 def _reset(*, setting: str, **kwargs: Any) -> None:
     global _loaded
     if setting == "SMSROUTER_APPS":
@@ -171,11 +195,18 @@ setting_changed.connect(_reset, dispatch_uid="smsrouter-reset-apps")
 
 
 class Router:
-    """Routes one message (or one batch of outgoing messages) through the apps."""
+    """Routes one message (or one batch of outgoing messages) through the apps.
 
-    def __init__(self, apps: Sequence[type[App]] | None = None) -> None:
+    A blocking router (all phases `def`, see `all_sync()`) runs them in the caller's
+    thread: its coroutines are meant for `drive()`, from sync code that may use the ORM.
+    """
+
+    def __init__(self, apps: Sequence[type[App]] | None = None, *, blocking: bool = False) -> None:
         bound = loaded_apps() if apps is None else [BoundApp.of(app) for app in apps]
+        if blocking and not all_sync(bound):
+            raise ValueError("a blocking Router needs apps whose phases are all `def`")
         self.apps = [(entry.app_class(self), entry.kinds) for entry in bound]
+        self.blocking = blocking
         self._started = False
 
     async def incoming(self, msg: IncomingMessage) -> None:
@@ -222,6 +253,8 @@ class Router:
         try:
             if kinds[phase]:
                 return await method(*args)
+            if self.blocking:
+                return method(*args)
             return await sync_to_async(method, thread_sensitive=True)(*args)
         except Exception:
             logger.exception("%s.%s() raised on message %s", type(app).__name__, phase, msg.id)

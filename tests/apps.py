@@ -1,6 +1,7 @@
 """Apps the tests route through. Each records the phases it saw in `calls`."""
 
 import asyncio
+import threading
 
 from smsrouter import App
 from smsrouter.contrib.handlers import KeywordHandler, PatternHandler
@@ -232,3 +233,19 @@ class TcpEcho(App):
 class BrokenActivate(App):
     async def activate(self) -> None:
         raise OSError("port 2775 is taken")
+
+
+class RecordsThread(App):
+    """Notes the thread its phases ran in, and whether an event loop was running there."""
+
+    seen: list[tuple[int, bool]] = []
+
+    def handle(self, msg: IncomingMessage) -> bool:
+        try:
+            asyncio.get_running_loop()
+            loop = True
+        except RuntimeError:
+            loop = False
+        RecordsThread.seen.append((threading.get_ident(), loop))
+        msg.respond("noted")
+        return True

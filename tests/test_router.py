@@ -1,11 +1,13 @@
 """The phase rules of ARCHITECTURE.md §2, one behaviour per test."""
 
+import asyncio
 import logging
+import threading
 
 import pytest
 
 from smsrouter.models import Message, Status
-from smsrouter.router import BoundApp, Router
+from smsrouter.router import BoundApp, Router, all_sync, drive
 from tests import apps
 
 pytestmark = pytest.mark.django_db
@@ -163,3 +165,34 @@ def test_sync_or_async_is_decided_once_per_class():
     assert BoundApp.of(apps.AsyncHandles).kinds == {"handle": True}
     assert BoundApp.of(apps.Parses).kinds == {"parse": False}
     assert Router([apps.First]).apps[0][1] == BoundApp.of(apps.First).kinds
+
+
+def test_a_sync_caller_with_only_def_phases_routes_in_its_own_thread(sms, settings):
+    """A blocking router: no event loop and no worker thread between `incoming()` and the apps."""
+    settings.SMSROUTER_APPS = ["tests.apps.RecordsThread"]
+    apps.RecordsThread.seen.clear()
+    assert sms.receive("hi").texts() == ["noted"]
+    assert apps.RecordsThread.seen == [(threading.get_ident(), False)]
+    assert sms.outbox.texts() == ["noted"]
+
+
+def test_all_sync_tells_blocking_routers_from_the_rest():
+    assert all_sync([BoundApp.of(apps.First), BoundApp.of(apps.Parses)])
+    assert not all_sync([BoundApp.of(apps.First), BoundApp.of(apps.AsyncHandles)])
+    with pytest.raises(ValueError, match="all `def`"):
+        Router([apps.AsyncHandles], blocking=True)
+
+
+def test_drive_refuses_a_coroutine_that_waits_on_the_loop():
+    """A bug, loudly, rather than a message routed half-way."""
+
+    async def waits() -> None:
+        await asyncio.sleep(0)
+
+    with pytest.raises(RuntimeError, match="tried to wait on the event loop"):
+        drive(waits())
+    assert drive(_returns("done")) == "done"
+
+
+async def _returns(value: str) -> str:
+    return value

@@ -62,6 +62,9 @@ class BaseBackend:
     options: ClassVar[dict[str, OptionType]] = {}
     #: Options without which the backend cannot work.
     required_config: ClassVar[tuple[str, ...]] = ()
+    #: True for a backend whose send() never waits on I/O, as nothing leaves the process:
+    #: blocking callers then run it without lending an event loop.
+    in_process: ClassVar[bool] = False
     #: Requests in flight at once per process, unless the `concurrency` option says otherwise.
     default_concurrency: ClassVar[int] = 10
     #: Options every backend takes.

@@ -16,6 +16,7 @@ class HttpTesterBackend(BaseBackend):
     """Takes form posts with `identity` and `text`, at /httptester/<name>/ or /backend/<name>/."""
 
     inbound_methods = ("POST",)
+    in_process = True
 
     async def send(self, messages: Sequence[OutgoingMessage]) -> None:
         """Nothing to hand over: the httptester page reads replies from the database."""

@@ -15,6 +15,7 @@ class LocmemBackend(BaseBackend):
     """Sends to the module's `outbox`; takes inbound form posts with `identity` and `text`."""
 
     inbound_methods = ("POST",)
+    in_process = True
 
     async def send(self, messages: Sequence[OutgoingMessage]) -> None:
         outbox.extend(messages)

@@ -11,7 +11,7 @@ class EchoApp(App):
     echo = keyword_pattern("echo")
     ping = keyword_pattern("ping")
 
-    async def handle(self, msg: IncomingMessage) -> bool:
+    def handle(self, msg: IncomingMessage) -> bool:
         if found := self.echo.match(msg.text):
             msg.respond(found.group("rest") or HELP)
             return True

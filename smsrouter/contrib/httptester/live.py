@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 from smsrouter.backends import backends
@@ -50,6 +50,16 @@ def on_messages_changed(sender: type, messages: Iterable[Message], **kwargs: Any
 
 
 def _publish(frames: list[tuple[str, dict[str, Any]]]) -> None:
+    """One trip to the event loop per commit, and none when no page in this process
+    watches the conversations (the in-memory layer's groups say so), as in a shell or a
+    bulk send."""
     layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        frames = [(name, frame) for name, frame in frames if layer.groups.get(name)]
+    if frames:
+        async_to_sync(_send_all)(layer, frames)
+
+
+async def _send_all(layer: BaseChannelLayer, frames: list[tuple[str, dict[str, Any]]]) -> None:
     for name, frame in frames:
-        async_to_sync(layer.group_send)(name, {"type": "conversation.message", "message": frame})
+        await layer.group_send(name, {"type": "conversation.message", "message": frame})
