@@ -165,10 +165,12 @@ def insert_then_update(db: Database, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-SHAPES: list[tuple[str, str, Callable[[Database, int], float], int]] = [
-    ("insert, 1 row per transaction", "rows/s", one_per_transaction, 1),
-    (f"insert, {BATCH} rows per transaction", "rows/s", batched, 10),
-    ("insert + update, 1 transaction each", "msg/s", insert_then_update, 1),
+#: (shape, what it measures, unit, how, rows per run as a multiple of -n). The shape is
+#: the key other rows name in `db_writes` to get their ceiling from bench/suite.py.
+SHAPES: list[tuple[str, str, str, Callable[[Database, int], float], int]] = [
+    ("single", "insert, 1 row per transaction", "rows/s", one_per_transaction, 1),
+    ("batched", f"insert, {BATCH} rows per transaction", "rows/s", batched, 10),
+    ("lifecycle", "insert + update, 1 transaction each", "msg/s", insert_then_update, 1),
 ]
 
 
@@ -209,16 +211,16 @@ def postgres_database() -> Iterator[Database]:
             connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def measure(label: str, database: Callable[[], Any], count: int,
+def measure(engine: str, label: str, database: Callable[[], Any], count: int,
             runs: int) -> list[dict[str, Any]]:
     found = []
-    for name, unit, shape, scale in SHAPES:
+    for shape, name, unit, how, scale in SHAPES:
         def once() -> float:
             with database() as db:
-                return shape(db, count * scale)
+                return how(db, count * scale)
 
         found.append(rows.row("ceiling: database", f"{label}: {name}", rows.median_of(runs, once),
-                              unit, count=count * scale))
+                              unit, engine=engine, shape=shape, count=count * scale))
     return found
 
 
@@ -229,9 +231,11 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true", help="measure SQLite alone")
     rows.add_arguments(parser)
     args = parser.parse_args()
-    found = measure(f"SQLite {sqlite3.sqlite_version} WAL", sqlite_database, args.n, args.runs)
+    found = measure("sqlite", f"SQLite {sqlite3.sqlite_version} WAL", sqlite_database, args.n,
+                    args.runs)
     if not args.no_postgres and postgres_reachable():
-        found += measure("PostgreSQL 127.0.0.1", postgres_database, args.n, args.runs)
+        found += measure("postgresql", "PostgreSQL 127.0.0.1", postgres_database, args.n,
+                         args.runs)
     elif not args.no_postgres:
         print("PostgreSQL at 127.0.0.1:5432 (user postgres, database test) is not reachable: "
               "its rows are left out.")

@@ -71,7 +71,8 @@ def main() -> None:
     ours = timed([sys.executable, "-c", OURS.format(root=str(ROOT))], args.n, args.runs)
     rows.emit([rows.row("in-process routing", f"incoming() vs receive(), {args.n:,} messages: "
                         "echo + keyword handler + message log", args.n / ours, "msg/s",
-                        peer=args.n / peer)], args.json)
+                        peer=args.n / peer, db_writes={"shape": "lifecycle", "per_item": 2})],
+              args.json)
 
 
 if __name__ == "__main__":
