@@ -3,8 +3,9 @@
     application = build_application(django_asgi_app)
 
 gives Channels' ProtocolTypeRouter with
-* "http": apps' resources at /res/<app>/<path> first, then Django for everything else
-  (so an unknown URL is Django's 404);
+* "http": apps' resources at /res/<app>/<path> first, then gateways' webhooks straight to
+  their views (`smsrouter.webhooks`), then Django for everything else (so an unknown URL
+  is Django's 404);
 * "websocket": the httptester's live conversations, when that app is installed;
 * "channel": the workers of SMSROUTER_PROCESSING = "channels";
 * "lifespan": ResourceLifespan, which activates apps and backends in the server's loop.
@@ -25,6 +26,7 @@ from smsrouter.backends import backends
 from smsrouter.consumers import IncomingWorker, OutgoingWorker
 from smsrouter.resources import AppResourceRouter
 from smsrouter.router import App, Router
+from smsrouter.webhooks import WebhookFastPath
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +100,7 @@ def build_application(django_asgi_app: Any, websocket: Sequence[URLPattern] = ()
     return ProtocolTypeRouter({
         "http": URLRouter([
             re_path(r"^res/(?P<app>[\w-]+)/(?P<path>.*)$", AppResourceRouter(resources)),
-            re_path(r"", django_asgi_app),
+            re_path(r"", WebhookFastPath(django_asgi_app)),
         ]),
         "websocket": URLRouter([*websocket, *websocket_routes(),
                                 re_path(r"", WebsocketDenier.as_asgi())]),

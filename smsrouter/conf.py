@@ -12,6 +12,8 @@ DEFAULTS: dict[str, Any] = {
     "SMSROUTER_APPS": [],
     "SMSROUTER_PROCESSING": "inline",
     "SMSROUTER_DEFAULT_RESPONSE": None,
+    # Serve /backend/<name>/ webhooks ahead of Django's middleware (smsrouter.webhooks).
+    "SMSROUTER_WEBHOOK_FAST_PATH": True,
     # Sends that fail for a reason a retry may fix (queued modes): how often and how soon.
     "SMSROUTER_SEND_MAX_ATTEMPTS": 8,
     "SMSROUTER_SEND_BACKOFF": 5.0,

@@ -13,6 +13,7 @@ from django.core.asgi import get_asgi_application
 from smsrouter import loop
 from smsrouter.api import aincoming
 from smsrouter.asgi import build_application
+from smsrouter.models import Message
 from tests import apps
 
 
@@ -196,3 +197,47 @@ async def test_a_conversation_is_live_over_websocket(async_db, application):
 async def test_a_socket_for_no_conversation_is_refused(application, path):
     connected, _ = await WebsocketCommunicator(application, path).connect(timeout=5)
     assert not connected
+
+
+async def post_form(application, path, body, host=b"127.0.0.1"):
+    communicator = HttpCommunicator(application, "POST", path, body=body, headers=[
+        (b"host", host), (b"content-type", b"application/x-www-form-urlencoded")])
+    response = await communicator.get_response(timeout=5)
+    await communicator.wait(timeout=5)
+    return response["status"], response["body"]
+
+
+@pytest.fixture
+def teapot(settings):
+    """Django's stack answers 418 to everything that crosses it."""
+    settings.ROOT_URLCONF = "tests.urls"
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.Teapot"]
+    return build_application(get_asgi_application())
+
+
+@pytest.mark.asyncio
+async def test_a_webhook_is_served_ahead_of_djangos_middleware_and_a_page_is_not(async_db, teapot):
+    status, _ = await post_form(teapot, "/backend/httptester-public/", b"identity=%2B1&text=echo+fast")
+    assert status == 200
+    assert await Message.objects.filter(direction="out", text="fast", status="sent").aexists()
+    assert (await get(teapot, "/httptester/"))[0] == 418
+
+
+@pytest.mark.asyncio
+async def test_without_the_fast_path_a_webhook_crosses_the_middleware(async_db, teapot, settings):
+    settings.SMSROUTER_WEBHOOK_FAST_PATH = False
+    status, _ = await post_form(teapot, "/backend/httptester-public/", b"identity=%2B1&text=echo+x")
+    assert status == 418
+    assert not await Message.objects.aexists()
+
+
+@pytest.mark.asyncio
+async def test_a_webhook_keeps_the_views_refusals_and_allowed_hosts(async_db, teapot):
+    status, body = await post_form(teapot, "/backend/nope/", b"identity=%2B1&text=hi")
+    assert status == 404 and b"nope" in body
+    status, body = await post_form(teapot, "/backend/httptester-public/", b"text=hi")
+    assert status == 400 and b"identity" in body
+    status, body = await post_form(teapot, "/backend/httptester-public/", b"identity=%2B1&text=hi",
+                                   host=b"evil.example")
+    assert status == 400 and b"evil.example" in body
+    assert not await Message.objects.aexists()
