@@ -49,14 +49,12 @@ system-deps:
 	else echo "Missing Debian packages:$$missing. This is not root, so the tests that need" \
 	  "them will skip; to install them: sudo apt-get install$$missing"; fi
 
-## bench: the benchmarks under bench/ (by hand, not in CI)
+## bench: every benchmark in one run, printed as one Markdown table (see bench/README.md).
+## RapidSMS 2.2, the peer, gets a virtualenv of its own (bench/.rapidsms-venv) on first use.
+## SOAK=1 adds the 10-minute memory soak; BENCH_ARGS passes more, e.g. "--write-readme"
 bench: $(VENV)/.installed-bench
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
-	$(BIN)/python bench/incoming.py
-	$(BIN)/python bench/asgi_servers.py
-	$(BIN)/python bench/http_clients.py
-	$(BIN)/python bench/ws_fanout.py
-	$(BIN)/python bench/celery_throughput.py -n 5000
+	$(BIN)/python bench/suite.py $(if $(SOAK),--soak) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .coverage
