@@ -2,8 +2,8 @@
 
 A router runs for months; memory that grows a little per message ends in the OOM
 killer, and a short benchmark never shows it. This serves the demo as bench/e2e.py does
-(uvicorn, bench/settings_e2e.py, inline processing, a fresh SQLite file, replies to
-bench/fake_kannel.py), measures its maximum inline rate briefly (or takes --max-rate),
+(its uvicorn command line, bench/settings_e2e.py, inline processing, a fresh SQLite file,
+replies to bench/fake_kannel.py), measures its maximum inline rate briefly (or takes --max-rate),
 then sends Kannel inbound messages at half that rate, open loop, for --minutes. Every
 10 s it samples the resident memory (RSS) of the server's whole process group.
 
@@ -11,7 +11,8 @@ It reports the mean RSS of the first minute against that of the last, and the ma
 "flat" when the last minute is within 10 % of the first. It also checks that every
 message the server accepted got its echo reply at the fake gateway.
 
-Usage: .venv/bin/python bench/soak.py [--minutes 10] [--max-rate MSG_PER_S] [--json PATH]
+Usage: .venv/bin/python bench/soak.py [--minutes 10] [--max-rate MSG_PER_S] [--workers 1]
+                                      [--json PATH]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import rows
+from e2e import Server
 from harness import (Databases, FakeKannel, Processes, closed_loop, exit_on_sigterm, free_port,
                      kannel_path, message_counts, open_loop, workspace)
 
@@ -39,7 +41,7 @@ PROBE_SECONDS = 15.0
 
 def environment(database_url: str, sendsms_url: str) -> dict[str, str]:
     return {**os.environ, "DJANGO_SETTINGS_MODULE": "settings_e2e", "DATABASE_URL": database_url,
-            "FAKE_KANNEL_URL": sendsms_url, "SMSROUTER_PROCESSING": "inline",
+            "FAKE_KANNEL_URL": sendsms_url, "SMSROUTER_PROCESSING": "inline", "DJANGO_DEBUG": "0",
             "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
 
 
@@ -83,7 +85,7 @@ class Sampler(threading.Thread):
         self.join(timeout=SAMPLE_EVERY * 2)
 
 
-def soak(minutes: float, max_rate: float | None) -> list[dict[str, Any]]:
+def soak(minutes: float, max_rate: float | None, workers: int) -> list[dict[str, Any]]:
     """Serve, probe, soak; the rows to report."""
     with workspace("bench-soak-") as folder, Processes(folder) as processes:
         gateway = FakeKannel(processes)
@@ -96,11 +98,9 @@ def soak(minutes: float, max_rate: float | None) -> list[dict[str, Any]]:
         with Databases("sqlite", folder, migrate, label="soak") as databases:
             database = databases.new()
             port = free_port()
-            server = processes.start("uvicorn", [
-                sys.executable, "-m", "uvicorn", "demo.asgi:application", "--host", "127.0.0.1",
-                "--port", str(port), "--lifespan", "on", "--no-access-log",
-                "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
-            ], env=environment(database, gateway.sendsms_url))
+            command = Server("uvicorn", workers, "sqlite").command("demo.asgi:application", port)
+            server = processes.start("uvicorn", command,
+                                     env=environment(database, gateway.sendsms_url))
             base = f"http://127.0.0.1:{port}"
             processes.wait_until_answers(f"{base}/backend/kannel/")
             if max_rate is None:
@@ -160,11 +160,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10, help="soak length (default 10)")
     parser.add_argument("--max-rate", type=float,
                         help="the server's maximum msg/s; default: measured for 15 s first")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (default 1)")
     parser.add_argument("--json", type=Path, metavar="PATH",
                         help="also write the rows as JSON, for bench/suite.py")
     args = parser.parse_args()
     exit_on_sigterm()
-    rows.emit(soak(args.minutes, args.max_rate), args.json)
+    rows.emit(soak(args.minutes, args.max_rate, args.workers), args.json)
 
 
 if __name__ == "__main__":
