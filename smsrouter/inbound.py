@@ -6,6 +6,9 @@ that a gateway handed us is never lost.
 
 import json
 import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -20,6 +23,9 @@ from smsrouter.models import Direction, Message, Status
 from smsrouter.router import Router, drive
 
 logger = logging.getLogger(__name__)
+
+#: What a webhook hands in: backend name, identity, text, external id and fields.
+Submitted = tuple[str, str, str, str | None, dict[str, Any] | None]
 
 
 def store(
@@ -78,24 +84,91 @@ def _seen(connection: Any, external_id: str) -> IncomingMessage | None:
     return msg
 
 
-def route_blocking(msg: IncomingMessage) -> list[OutgoingMessage]:
-    """Route with a new blocking Router, record the outcome, and store the replies.
+def store_many(items: Sequence[Submitted]) -> list[tuple[IncomingMessage, bool]]:
+    """`store()` for concurrent requests' messages: one INSERT for all the new ones.
 
-    Returns the replies still to send (apps may cancel some). The caller sends them: in a
-    webhook, on the event loop, so that this whole step is one trip to a worker thread.
+    A retry of a message seen before, in an earlier batch or in this one, is not new. An
+    IntegrityError means that another process stored one of them meanwhile; retried one
+    by one, that one is then found as seen.
     """
-    router: Router | None = None
-    status, error = Status.HANDLED, ""
-    try:
-        router = Router(blocking=True)
-        drive(router.incoming(msg))
-    except Exception as exc:
-        logger.exception("routing message %s failed", msg.id)
-        status, error = Status.FAILED, f"{type(exc).__name__}: {exc}"
-    _finish(msg, status, error)
-    if not msg.responses:
-        return []
-    return outbound.prepare(msg.responses, router)
+    connections = [get_connection(backend_name, identity) for backend_name, identity, *_ in items]
+    seen = _seen_many(items, connections)
+    results: list[tuple[IncomingMessage, bool]] = []
+    records = []
+    for (_, _, text, external_id, fields), connection in zip(items, connections, strict=True):
+        key = (connection.backend_id, external_id)
+        if external_id is not None and key in seen:
+            results.append((seen[key], False))
+            continue
+        record = Message(
+            direction=Direction.IN, backend=connection.backend, connection=connection,
+            text=text, segments=gsm.segments(text), status=Status.RECEIVED,
+            external_id=external_id, fields=fields or {},
+        )
+        msg = IncomingMessage(record, connection)
+        if external_id is not None:
+            seen[key] = msg
+        records.append(record)
+        results.append((msg, True))
+    if records:
+        Message.objects.bulk_create(records)
+        signals.changed(records)
+    return results
+
+
+def _seen_many(items: Sequence[Submitted], connections: Sequence[Any]) -> dict[tuple[int, str], IncomingMessage]:
+    wanted: dict[int, dict[str, Any]] = defaultdict(dict)
+    for item, connection in zip(items, connections, strict=True):
+        if item[3] is not None:
+            wanted[connection.backend_id][item[3]] = connection
+    seen: dict[tuple[int, str], IncomingMessage] = {}
+    for backend_id, by_id in wanted.items():
+        for external_id in Message.objects.filter(
+            backend_id=backend_id, direction=Direction.IN, external_id__in=list(by_id)
+        ).values_list("external_id", flat=True):
+            found = _seen(by_id[external_id], external_id)
+            if found is not None:
+                seen[(backend_id, external_id)] = found
+    return seen
+
+
+def route_many(msgs: Sequence[IncomingMessage], *, isolated: bool = True) -> list[list[OutgoingMessage]]:
+    """Route each stored message with a new blocking Router, record the outcomes and store
+    the replies; for each message, its replies still to send (apps may cancel some).
+
+    `isolated` runs each message's routing in a savepoint, for messages that share a
+    transaction: if a query of an app's fails (which on PostgreSQL dooms the transaction),
+    that message's routing alone is rolled back and the message marked failed.
+    """
+    routers: list[Router | None] = []
+    outcomes: list[tuple[str, str]] = []
+    for msg in msgs:
+        router: Router | None = None
+        status, error = Status.HANDLED, ""
+        try:
+            with transaction.atomic() if isolated else nullcontext():
+                router = Router(blocking=True)
+                drive(router.incoming(msg))
+        except Exception as exc:
+            logger.exception("routing message %s failed", msg.id)
+            status, error = Status.FAILED, f"{type(exc).__name__}: {exc}"
+        routers.append(router)
+        outcomes.append((status, error))
+    finish_many(msgs, outcomes)
+    replies = [reply for msg in msgs for reply in msg.responses]
+    if not replies:
+        return [[] for _ in msgs]
+    outbound.store(replies)
+    return [
+        drive(outbound.outgoing_phase(msg.responses, router or Router(blocking=True)))
+        if msg.responses else []
+        for msg, router in zip(msgs, routers, strict=True)
+    ]
+
+
+def route_blocking(msg: IncomingMessage) -> list[OutgoingMessage]:
+    """`route_many()` for one message, in the caller's transaction or none."""
+    return route_many([msg], isolated=False)[0]
 
 
 async def route(msg: IncomingMessage) -> None:
@@ -114,13 +187,26 @@ async def route(msg: IncomingMessage) -> None:
 
 
 def _finish(msg: IncomingMessage, status: str, error: str) -> None:
-    record = msg.record
-    try:  # here, not in save(): a failed save would doom the caller's transaction
-        json.dumps(msg.fields, cls=DjangoJSONEncoder)
-        record.fields = msg.fields
-    except (TypeError, ValueError) as exc:
-        logger.error("message %s: fields are not JSON-serializable: %s", msg.id, exc)
-        status, error = Status.FAILED, f"fields are not JSON-serializable: {exc}"
-    record.status, record.error, record.updated_at = status, error, timezone.now()
-    record.save(update_fields=["status", "error", "fields", "updated_at"])
-    signals.changed([record])
+    finish_many([msg], [(status, error)])
+
+
+def finish_many(msgs: Sequence[IncomingMessage], outcomes: Sequence[tuple[str, str]]) -> None:
+    """Record each message's outcome and fields: one UPDATE per distinct outcome."""
+    now = timezone.now()
+    alike: dict[tuple[str, str, str], list[Message]] = defaultdict(list)
+    for msg, (status, error) in zip(msgs, outcomes, strict=True):
+        record = msg.record
+        try:  # here, not in the UPDATE: a failed one would doom the caller's transaction
+            fields = json.dumps(msg.fields, cls=DjangoJSONEncoder, sort_keys=True)
+            record.fields = msg.fields
+        except (TypeError, ValueError) as exc:
+            logger.error("message %s: fields are not JSON-serializable: %s", msg.id, exc)
+            status, error = Status.FAILED, f"fields are not JSON-serializable: {exc}"
+            fields = json.dumps(record.fields, cls=DjangoJSONEncoder, sort_keys=True)
+        record.status, record.error, record.updated_at = status, error, now
+        alike[(status, error, fields)].append(record)
+    for (status, error, _), records in alike.items():
+        Message.objects.filter(pk__in=[record.pk for record in records]).update(
+            status=status, error=error, fields=records[0].fields, updated_at=now
+        )
+    signals.changed([msg.record for msg in msgs])

@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from asgiref.sync import async_to_sync, sync_to_async
+from django.db import transaction
 from django.utils import timezone
 
 from smsrouter import dispatch, gsm, signals
 from smsrouter.backends import backends
 from smsrouter.exceptions import TemporarySendError
+from smsrouter.groupcommit import GroupCommit
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Direction, Message, Status
 from smsrouter.router import Router, all_sync, drive
@@ -35,7 +37,7 @@ async def deliver(
         ready = await sync_to_async(prepare, thread_sensitive=True)(messages, router, due_at)
     else:
         await sync_to_async(store, thread_sensitive=True)(messages, due_at)
-        ready = await _outgoing_phase(messages, router or Router())
+        ready = await outgoing_phase(messages, router or Router())
     if ready:
         await dispatch.send(ready, due_at)
 
@@ -45,10 +47,11 @@ def prepare(
 ) -> list[OutgoingMessage]:
     """Store the messages and run the outgoing phase with a blocking router; those to send."""
     store(messages, due_at)
-    return drive(_outgoing_phase(messages, router or Router(blocking=True)))
+    return drive(outgoing_phase(messages, router or Router(blocking=True)))
 
 
-async def _outgoing_phase(messages: Sequence[OutgoingMessage], router: Router) -> list[OutgoingMessage]:
+async def outgoing_phase(messages: Sequence[OutgoingMessage], router: Router) -> list[OutgoingMessage]:
+    """Run the apps' outgoing phase on stored messages; the ones no app cancelled."""
     cancelled = []
     for msg in messages:
         if (app := await router.outgoing(msg)) is not None:
@@ -87,7 +90,7 @@ async def send_now(messages: Sequence[OutgoingMessage]) -> None:
     for msg in messages:
         msg.record.attempts += 1
     await send_batches(messages)
-    await sync_to_async(save_outcomes, thread_sensitive=True)(messages)
+    await _outcomes.submit(messages)
 
 
 def send_now_blocking(messages: Sequence[OutgoingMessage]) -> None:
@@ -133,6 +136,16 @@ async def send_batch(backend_name: str, batch: Sequence[OutgoingMessage]) -> Non
             msg.status, msg.record.attempts = Status.QUEUED, msg.record.attempts - 1
         elif msg.status != Status.FAILED:
             msg.status = Status.SENT
+
+
+def _save_outcomes_together(groups: list[Sequence[OutgoingMessage]]) -> list[None | Exception]:
+    """Concurrent sends' outcomes in one transaction: mostly one UPDATE for them all."""
+    with transaction.atomic():
+        save_outcomes([msg for group in groups for msg in group])
+    return [None] * len(groups)
+
+
+_outcomes: GroupCommit[Sequence[OutgoingMessage], None] = GroupCommit(_save_outcomes_together)
 
 
 def save_outcomes(messages: Sequence[OutgoingMessage]) -> None:

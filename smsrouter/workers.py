@@ -19,7 +19,7 @@ from smsrouter import conf, dispatch, inbound, outbound, ratelimit, signals
 from smsrouter.backends import backends
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Direction, Message, Status
-from smsrouter.router import Router, resolve_app
+from smsrouter.router import Router, all_sync, resolve_app
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,11 @@ def route_by_id(message_id: int) -> bool:
         )
         if record is None:
             return False
-        async_to_sync(inbound.route)(IncomingMessage(record, record.connection))
+        msg = IncomingMessage(record, record.connection)
+        if not all_sync():
+            async_to_sync(inbound.route)(msg)
+        elif ready := inbound.route_blocking(msg):
+            dispatch.send_blocking(ready)
     return True
 
 

@@ -334,7 +334,11 @@
     save(STORAGE_IDENTITY, identity());
     conversationChanged();
     window.clearTimeout(typingTimer);
-    typingTimer = window.setTimeout(refreshNow, TYPING_DEBOUNCE_MS);
+    // Once the number settles, read its conversation, unless a socket for it has opened
+    // meanwhile: that has read it already.
+    typingTimer = window.setTimeout(function () {
+      if (!live) { refreshNow(); }
+    }, TYPING_DEBOUNCE_MS);
   });
 
   randomButton.addEventListener("click", function () {

@@ -1,0 +1,80 @@
+"""Group commit: what concurrent requests write, written together.
+
+A server under load holds many webhook requests at once, and each would otherwise pay for
+its own trip to a worker thread and its own commits. Here each request submits its item
+and waits; one task per event loop hands all waiting items to `write` in one trip, which
+writes them in one transaction, and answers each request only after that commit. A batch
+starts as soon as the previous one is done, so a lone request waits for nobody and batches
+grow only as fast as requests queue up.
+"""
+
+import asyncio
+import contextvars
+import weakref
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from asgiref.sync import sync_to_async
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Items per trip: bounds a transaction's length, and so every request's wait.
+MAX_BATCH = 256
+
+
+class GroupCommit(Generic[T, R]):
+    """Batches `submit()`ted items for `write(items) -> one result or exception per item`.
+
+    `write` runs in Django's shared thread for thread-sensitive work, one batch at a time:
+    it owns the transaction, and the order of batches is the order of submission.
+    """
+
+    def __init__(self, write: Callable[[list[T]], list[R | Exception]]) -> None:
+        self.write = write
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue[T, R]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def submit(self, item: T) -> R:
+        """Write `item` with whatever else is waiting; its result once committed."""
+        loop = asyncio.get_running_loop()
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = _Queue(self.write)
+        return await queue.submit(item)
+
+
+class _Queue(Generic[T, R]):
+    def __init__(self, write: Callable[[list[T]], list[R | Exception]]) -> None:
+        self.write = sync_to_async(write, thread_sensitive=True)
+        self.waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self.waiting.append((item, future))
+        if self.task is None:
+            # A context of its own: a request's (Django's thread-sensitive context among
+            # it) must not decide where the batches of all requests run.
+            self.task = asyncio.get_running_loop().create_task(
+                self._drain(), context=contextvars.Context())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+                try:
+                    results = await self.write([item for item, _ in batch])
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():  # its request was cancelled; the write stands
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self.task = None
