@@ -3,6 +3,8 @@
 import asyncio
 import threading
 
+from django.db import DatabaseError, connection
+
 from smsrouter import App
 from smsrouter.contrib.handlers import KeywordHandler, PatternHandler
 from smsrouter.messages import IncomingMessage, OutgoingMessage
@@ -249,3 +251,16 @@ class RecordsThread(App):
         RecordsThread.seen.append((threading.get_ident(), loop))
         msg.respond("noted")
         return True
+
+
+class BadQueryOnOops(App):
+    """Runs a query that fails for "oops", as a buggy app might, and carries on."""
+
+    def handle(self, msg: IncomingMessage) -> bool:
+        if msg.text == "oops":
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT * FROM no_such_table")
+            except DatabaseError:
+                pass
+        return False

@@ -1,0 +1,92 @@
+"""Group commit: concurrent webhooks' messages written together, each answered once durable."""
+
+import asyncio
+
+import pytest
+
+from smsrouter.api import aincoming
+from smsrouter.backends import locmem
+from smsrouter.groupcommit import GroupCommit
+from smsrouter.models import Message, Status
+
+
+def recording(batches):
+    def write(items):
+        batches.append(list(items))
+        return [ValueError(f"bad {item}") if item == "bad" else item.upper() for item in items]
+    return write
+
+
+@pytest.mark.asyncio
+async def test_concurrent_items_share_a_batch_in_order_and_a_lone_one_waits_for_nobody():
+    batches = []
+    group = GroupCommit(recording(batches))
+    assert await group.submit("alone") == "ALONE"
+    assert await asyncio.gather(*(group.submit(x) for x in "abcd")) == ["A", "B", "C", "D"]
+    assert batches[0] == ["alone"]
+    assert [item for batch in batches[1:] for item in batch] == list("abcd")
+    assert len(batches) < 5  # the first write was under way while the rest queued up
+
+
+@pytest.mark.asyncio
+async def test_an_items_error_reaches_only_its_submitter():
+    group = GroupCommit(recording([]))
+    results = await asyncio.gather(group.submit("ok"), group.submit("bad"), return_exceptions=True)
+    assert results[0] == "OK"
+    assert isinstance(results[1], ValueError) and str(results[1]) == "bad bad"
+
+
+@pytest.mark.asyncio
+async def test_a_failing_write_fails_each_request_of_its_batch_and_the_next_batch_goes_on():
+    calls = []
+
+    def write(items):
+        calls.append(items)
+        if len(calls) == 1:
+            raise OSError("disk full")
+        return items
+
+    group = GroupCommit(write)
+    with pytest.raises(OSError, match="disk full"):
+        await group.submit("first")
+    assert await group.submit("second") == "second"
+
+
+@pytest.fixture
+def batch_apps(settings):
+    settings.SMSROUTER_APPS = ["tests.apps.BadQueryOnOops", "smsrouter.contrib.echo.EchoApp"]
+    settings.INSTALLED_BACKENDS = {"mem": {"ENGINE": "smsrouter.backends.locmem.LocmemBackend"}}
+    settings.SMSROUTER_DEFAULT_RESPONSE = None
+    locmem.outbox.clear()
+
+
+@pytest.mark.asyncio
+async def test_concurrent_webhooks_are_each_stored_routed_once_and_answered(async_db, batch_apps):
+    texts = [f"echo {n}" for n in range(30)]
+    msgs = await asyncio.gather(*(aincoming("mem", f"+2557000000{n:02}", text)
+                                  for n, text in enumerate(texts)))
+    assert [msg.text for msg in msgs] == texts
+    assert sorted(m.text for m in locmem.outbox) == sorted(str(n) for n in range(30))
+    assert await Message.objects.filter(direction="in", status=Status.HANDLED).acount() == 30
+    assert await Message.objects.filter(direction="out", status=Status.SENT).acount() == 30
+
+
+@pytest.mark.asyncio
+async def test_a_retried_webhook_in_the_same_batch_is_routed_once(async_db, batch_apps):
+    first, retry = await asyncio.gather(aincoming("mem", "+1", "echo once", external_id="k1"),
+                                        aincoming("mem", "+1", "echo once", external_id="k1"))
+    assert first.id == retry.id
+    assert [m.text for m in locmem.outbox] == ["once"]
+    assert await Message.objects.filter(direction="in").acount() == 1
+
+
+@pytest.mark.asyncio
+async def test_an_apps_failed_query_spoils_no_other_message_of_its_batch(async_db, batch_apps):
+    """On PostgreSQL the failed query dooms the transaction: each message's routing has a
+    savepoint of its own, so only that message's routing is undone. The SMS stays stored."""
+    texts = ["echo a", "oops", "echo b"]
+    await asyncio.gather(*(aincoming("mem", f"+{n}", text) for n, text in enumerate(texts)))
+    assert sorted(m.text for m in locmem.outbox) == ["a", "b"]
+    stored = {m.text: m.status async for m in Message.objects.filter(direction="in")}
+    assert stored["echo a"] == stored["echo b"] == Status.HANDLED
+    assert stored["oops"] in (Status.HANDLED, Status.FAILED)
