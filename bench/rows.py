@@ -62,7 +62,8 @@ def emit(rows: Iterable[dict[str, Any]], path: Path | None) -> list[dict[str, An
     for item in rows:
         peer = f"  RapidSMS {item['peer']:,.1f}" if item.get("peer") is not None else ""
         ceiling = f"  ceiling {item['ceiling']:,.1f}" if item.get("ceiling") is not None else ""
-        print(f"{item['section']:<20} {item['name']:<52} {item['value']:>12,.1f} "
+        value = "no figure" if item["value"] is None else f"{item['value']:,.1f}"
+        print(f"{item['section']:<20} {item['name']:<52} {value:>12} "
               f"{item['unit']}{peer}{ceiling}  load {item['load']}")
     if path is not None:
         path.write_text(json.dumps(rows, indent=1))

@@ -68,12 +68,17 @@ def run_script(script: Script, runs: int, extra: tuple[str, ...] = ()) -> list[d
         command = [sys.executable, str(path), "--json", str(out), *repeat, *script.arguments,
                    *extra]
         try:
-            subprocess.run(command, cwd=ROOT, check=True, timeout=script.timeout)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            print(f"== {script.name} failed: {exc}", file=sys.stderr)
-            return [{"section": script.name, "name": f"bench/{script.path} failed: {exc}",
-                     "value": None, "unit": "", "peer": None, "ceiling": None, "load": None}]
-        return json.loads(out.read_text())
+            code: int | str = subprocess.run(command, cwd=ROOT, timeout=script.timeout).returncode
+        except subprocess.TimeoutExpired:
+            code = f"no answer within {script.timeout:.0f} s"
+        # A script may write its rows and still fail, e.g. when counts disagree: keep both.
+        rows = json.loads(out.read_text()) if out.exists() else []
+    if code != 0:
+        print(f"== {script.name} failed ({code})", file=sys.stderr)
+        rows.append({"section": script.name, "name": f"bench/{script.path} failed ({code}): "
+                     "see its output above the table", "value": None, "unit": "",
+                     "peer": None, "ceiling": None, "load": None})
+    return rows
 
 
 def fill_ceilings(rows: list[dict[str, Any]]) -> None:
