@@ -12,12 +12,15 @@ It is a bare asyncio protocol with httptools on uvloop: measured alone with
 0.9 ms), where aiohttp's low-level server (also on uvloop) answered 45,500. The replies
 the benchmarks send through it stay under a tenth of that.
 
-Usage: python bench/fake_kannel.py --port N [--host 127.0.0.1]
+Usage: python bench/fake_kannel.py --port N [--host 127.0.0.1] [--port-file PATH]
+With --port 0 the system picks a free port, written to --port-file once it is bound: no
+other process can take it in between, as it could a port chosen beforehand.
 """
 
 import argparse
 import asyncio
 import signal
+from pathlib import Path
 from urllib.parse import unquote_plus
 
 import httptools
@@ -99,11 +102,15 @@ def _recipients(query: bytes) -> int:
     return 0
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, port_file: Path | None = None) -> None:
     """Serve until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
     counter = Counter()
     server = await loop.create_server(lambda: SendsmsProtocol(counter), host, port, backlog=1024)
+    if port_file is not None:
+        bound = server.sockets[0].getsockname()[1]
+        port_file.with_suffix(".tmp").write_text(str(bound))
+        port_file.with_suffix(".tmp").replace(port_file)  # whole, or not there yet
     stopped = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopped.set)
@@ -114,9 +121,10 @@ async def serve(host: str, port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, required=True, help="0: any free port")
+    parser.add_argument("--port-file", type=Path, help="where to write the bound port")
     args = parser.parse_args()
-    uvloop.run(serve(args.host, args.port))
+    uvloop.run(serve(args.host, args.port, args.port_file))
 
 
 if __name__ == "__main__":
