@@ -12,9 +12,10 @@ Two load generators, because they answer different questions:
 
 * `closed_loop()` keeps N connections busy for a time, then stops sending and waits for
   every answer. Stopping that way matters: wrk closes its sockets with requests in flight,
-  and Django cancels a view whose client went away, which leaves messages stored but not
-  answered. Counts then differ for a reason that is not the server's. Here every request
-  sent is either answered or counted as an error, so "accepted == delivered" is exact.
+  which the server may still complete (stored and replied to, but not counted by wrk) or
+  cancel half-done (a client that hangs up cancels the view). Either way the counts
+  differ for a reason that is not the server's. Here every request sent is either
+  answered or counted as an error, so "accepted == delivered" can be checked exactly.
 * `open_loop()` sends at a fixed rate, whether or not earlier answers are back, and times
   each request from when it was due rather than from when it went out. A server that
   falls behind therefore shows its queueing in the percentiles, rather than quietly
