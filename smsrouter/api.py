@@ -2,18 +2,14 @@
 
 from collections.abc import Iterable
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
-from django.db import connections, transaction
 from django.utils import timezone
 
-from smsrouter import conf, dispatch, inbound, outbound
+from smsrouter import conf, dispatch, inbound, intake, outbound
 from smsrouter.backends import backends
 from smsrouter.connections import get_connections
-from smsrouter.inbound import Submitted
-from smsrouter.groupcommit import GroupCommit
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Connection
 from smsrouter.router import all_sync
@@ -42,7 +38,7 @@ async def aincoming(
         return msg
     # One trip to a worker thread for all the database work and the apps' phases, shared
     # with concurrent requests; the replies' network I/O then runs on the event loop.
-    msg, ready = await _accepted.submit((backend_name, identity, text, external_id, fields))
+    msg, ready = await intake.together.submit((backend_name, identity, text, external_id, fields))
     if ready:
         await dispatch.send(ready)
     return msg
@@ -65,7 +61,7 @@ def incoming(
             backend_name, identity, text, external_id=external_id, fields=fields
         )
     identity = _checked(backend_name, identity, text)
-    msg, ready = _accept_one((backend_name, identity, text, external_id, fields))
+    msg, ready = intake.accept_one((backend_name, identity, text, external_id, fields))
     if ready:
         dispatch.send_blocking(ready)
     return msg
@@ -81,66 +77,6 @@ def _checked(backend_name: str, identity: str, text: str) -> str:
         raise ValueError(f"text must be a string, not {type(text).__name__}.")
     return backend.normalize(identity)
 
-
-Accepted = tuple[IncomingMessage, list[OutgoingMessage]]
-
-
-def _accept(items: list[Submitted], *, batch: bool = True) -> list[Accepted]:
-    """Store the messages, then route them with blocking routers (inline mode) or hand
-    their ids to a worker once committed. Returns each with its replies still to send.
-
-    A batch runs in one transaction, answered only once it has committed; a single
-    message (`batch=False`) commits as it goes, as the caller's code would.
-    """
-    stored = inbound.store_many(items)
-    if dispatch.mode() != dispatch.INLINE:
-        for msg, is_new in stored:
-            if is_new:
-                transaction.on_commit(partial(dispatch.route_later, msg.id))
-        return [(msg, []) for msg, _ in stored]
-    new = [msg for msg, is_new in stored if is_new]
-    ready = dict(zip(map(id, new), inbound.route_many(new, isolated=batch), strict=True))
-    return [(msg, ready[id(msg)] if is_new else []) for msg, is_new in stored]
-
-
-def _accept_one(item: Submitted) -> Accepted:
-    return _accept([item], batch=False)[0]
-
-
-def _accept_batch(items: list[Submitted]) -> list[Accepted | Exception]:
-    """Accept concurrent webhooks' messages in one transaction.
-
-    If it fails, each message is tried again alone, so that an error reaches only the
-    request whose message caused it.
-    """
-    _drop_broken_connections()
-    try:
-        with transaction.atomic():
-            return list(_accept(items))
-    except Exception:
-        if len(items) == 1:
-            raise
-    results: list[Accepted | Exception] = []
-    for item in items:
-        try:
-            results.append(_accept_one(item))
-        except Exception as exc:
-            results.append(exc)
-    return results
-
-
-def _drop_broken_connections() -> None:
-    """Between requests Django replaces a connection that an error left unusable (the
-    database restarted, say). The batches' thread outlives requests, so it does the same
-    itself; a working connection stays open, as reopening SQLite costs a checkpoint."""
-    for connection in connections.all(initialized_only=True):
-        if connection.errors_occurred:
-            connection.errors_occurred = False
-            if not connection.is_usable():
-                connection.close()
-
-
-_accepted: GroupCommit[Submitted, Accepted] = GroupCommit(_accept_batch)
 
 Recipients = Connection | str | Iterable[Connection | str]
 

@@ -3,7 +3,9 @@
 import asyncio
 
 import pytest
+from django.db import DatabaseError
 
+from smsrouter import inbound
 from smsrouter.api import aincoming
 from smsrouter.backends import locmem
 from smsrouter.groupcommit import GroupCommit
@@ -90,3 +92,17 @@ async def test_an_apps_failed_query_spoils_no_other_message_of_its_batch(async_d
     stored = {m.text: m.status async for m in Message.objects.filter(direction="in")}
     assert stored["echo a"] == stored["echo b"] == Status.HANDLED
     assert stored["oops"] in (Status.HANDLED, Status.FAILED)
+
+
+@pytest.mark.asyncio
+async def test_a_batch_that_cannot_commit_is_accepted_message_by_message(
+    async_db, batch_apps, monkeypatch, caplog
+):
+    def broken(items):
+        raise DatabaseError("the batch's INSERT failed")
+
+    monkeypatch.setattr(inbound, "store_many", broken)
+    await asyncio.gather(*(aincoming("mem", f"+{n}", f"echo {n}") for n in range(5)))
+    assert sorted(m.text for m in locmem.outbox) == ["0", "1", "2", "3", "4"]
+    assert await Message.objects.filter(direction="in", status=Status.HANDLED).acount() == 5
+    assert "accepting them one by one" in caplog.text
