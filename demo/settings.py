@@ -94,6 +94,9 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup otherwise closes the database connection around every task (and,
+# in a prefork worker, the whole PostgreSQL pool): a reconnection per SMS.
+CELERY_DB_REUSE_MAX = 100
 CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
     if REDIS_URL else {"BACKEND": "channels.layers.InMemoryChannelLayer"}

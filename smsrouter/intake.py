@@ -9,9 +9,10 @@ their rows and one for their replies, and each request is answered once it has c
 import logging
 from functools import partial
 
-from django.db import connections, transaction
+from django.db import transaction
 
 from smsrouter import dispatch, inbound
+from smsrouter.dbhealth import drop_broken_connections
 from smsrouter.groupcommit import GroupCommit
 from smsrouter.inbound import Submitted
 from smsrouter.messages import IncomingMessage, OutgoingMessage
@@ -50,7 +51,7 @@ def accept_batch(items: list[Submitted]) -> list[Accepted | Exception]:
     If it fails, each message is tried again alone, so that an error reaches only the
     request whose message caused it.
     """
-    _drop_broken_connections()
+    drop_broken_connections()
     try:
         with transaction.atomic():
             return list(accept(items))
@@ -64,17 +65,6 @@ def accept_batch(items: list[Submitted]) -> list[Accepted | Exception]:
         except Exception as exc:
             results.append(exc)
     return results
-
-
-def _drop_broken_connections() -> None:
-    """Between requests Django replaces a connection that an error left unusable (the
-    database restarted, say). The batches' thread outlives requests, so it does the same
-    itself; a working connection stays open, as reopening SQLite costs a checkpoint."""
-    for connection in connections.all(initialized_only=True):
-        if connection.errors_occurred:
-            connection.errors_occurred = False
-            if not connection.is_usable():
-                connection.close()
 
 
 #: Where webhooks' messages wait to be accepted together.

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from smsrouter import conf, dispatch, inbound, outbound, ratelimit, signals
 from smsrouter.backends import backends
+from smsrouter.dbhealth import drop_broken_connections
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Direction, Message, Status
 from smsrouter.router import Router, all_sync, resolve_app
@@ -31,6 +32,7 @@ def route_by_id(message_id: int) -> bool:
     message "received", with none of its effects, for the next attempt; a second worker
     skips the locked row. Replies are handed on for sending once it commits.
     """
+    drop_broken_connections()
     with transaction.atomic():
         record = (
             Message.objects.select_for_update(skip_locked=True, of=("self",))
@@ -54,6 +56,7 @@ def send_by_ids(backend_name: str, message_ids: Sequence[int]) -> int:
     A failure a retry may fix puts the message back in the queue, due after a backoff
     with jitter, until SMSROUTER_SEND_MAX_ATTEMPTS; then it fails with the last error.
     """
+    drop_broken_connections()
     messages = _claim(backend_name, message_ids)
     if not messages:
         return 0
