@@ -3,10 +3,12 @@
 Every inbound message needs its Connection; looking it up costs two queries, and the same
 numbers write again and again. Only rows known to be committed enter the cache (through
 `on_commit`), so a transaction that rolls back, as every test does, leaves nothing stale;
-deleting a row evicts it.
+deleting a row evicts it. The `sms` test harness, whose whole test is one transaction
+that it forgets at teardown, trusts uncommitted rows instead (`trust_uncommitted()`).
 """
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 from django.db import transaction
 from django.db.models.signals import post_delete
@@ -17,6 +19,7 @@ MAX_CACHED_CONNECTIONS = 10_000
 CHUNK = 500
 
 _backends: dict[str, Backend] = {}
+_trusting = False
 _connections: "OrderedDict[tuple[str, str], Connection]" = OrderedDict()
 
 
@@ -25,7 +28,7 @@ def get_backend(name: str) -> Backend:
     if (backend := _backends.get(name)) is not None:
         return backend
     backend, _ = Backend.objects.get_or_create(name=name)
-    transaction.on_commit(lambda: _backends.__setitem__(name, backend))
+    _once_committed(lambda: _backends.__setitem__(name, backend))
     return backend
 
 
@@ -38,7 +41,7 @@ def get_connection(backend_name: str, identity: str) -> Connection:
     backend = get_backend(backend_name)
     connection, _ = Connection.objects.get_or_create(backend=backend, identity=identity)
     connection.backend = backend
-    transaction.on_commit(lambda: _remember(key, connection))
+    _once_committed(lambda: _remember(key, connection))
     return connection
 
 
@@ -64,6 +67,20 @@ def get_connections(backend_name: str, identities: list[str]) -> list[Connection
             connection.backend = backend
             found[identity] = connection
     return [found[identity] for identity in identities]
+
+
+def trust_uncommitted(trusting: bool) -> None:
+    """Cache rows as soon as they are read or made, committed or not: for a test whose
+    transaction is rolled back whole, after which `clear()` runs."""
+    global _trusting
+    _trusting = trusting
+
+
+def _once_committed(remember: Callable[[], None]) -> None:
+    if _trusting:
+        remember()
+    else:
+        transaction.on_commit(remember)
 
 
 def _remember(key: tuple[str, str], connection: Connection) -> None:

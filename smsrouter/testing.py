@@ -8,6 +8,7 @@ autouse fixtures.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -62,17 +63,24 @@ class Harness:
 
 
 @pytest.fixture
-def sms(request: pytest.FixtureRequest, settings: Any, db: None) -> Harness:
+def sms(request: pytest.FixtureRequest, settings: Any, db: None) -> Iterator[Harness]:
     """An in-memory SMS harness: inline processing, every backend in memory.
 
     Mark a test `@pytest.mark.sms_apps("dotted.App", ...)` to route it through those apps.
+    Backend and Connection rows are cached from their first use in the test (the test's
+    transaction never commits): a test that rolls back a savepoint around the first
+    message from a number should not send from that number again.
     """
+    from smsrouter import connections
+
     if marker := request.node.get_closest_marker("sms_apps"):
         settings.SMSROUTER_APPS = list(marker.args)
     names = [*getattr(settings, "INSTALLED_BACKENDS", {}), TEST_BACKEND]
     settings.INSTALLED_BACKENDS = {name: {"ENGINE": LOCMEM} for name in names}
     settings.SMSROUTER_PROCESSING = "inline"
-    return Harness()
+    connections.trust_uncommitted(True)
+    yield Harness()
+    connections.trust_uncommitted(False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
