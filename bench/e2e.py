@@ -34,8 +34,8 @@ end and waits for the answers in flight (bench/harness.py says why). Load averag
 taken before each measurement; other work on the machine moves the figures.
 
 Usage: .venv/bin/python bench/e2e.py [-r 3] [--quick] [--json PATH]
-Needs wrk, PostgreSQL and Redis on loopback, as `make bench` sets up; about 8 minutes with
--r 3, 3 with --quick -r 1.
+Needs wrk, PostgreSQL and Redis on loopback, as `make bench` sets up; about 6 minutes with
+-r 3, 2 with --quick -r 1.
 """
 
 import argparse
