@@ -6,6 +6,10 @@ and waits; one task per event loop hands all waiting items to `write` in one tri
 writes them in one transaction, and answers each request only after that commit. A batch
 starts as soon as the previous one is done, so a lone request waits for nobody and batches
 grow only as fast as requests queue up.
+
+Blocking code that awaits through asgiref's async_to_sync is different: it waits in a
+thread of its own, maybe the very thread the batches need, and may hold a transaction.
+Its item is written alone, in its thread and transaction, as `sync_to_async` would.
 """
 
 import asyncio
@@ -14,7 +18,7 @@ import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import AsyncToSync, sync_to_async
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,6 +42,11 @@ class GroupCommit(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         """Write `item` with whatever else is waiting; its result once committed."""
+        if getattr(AsyncToSync.executors, "current", None) is not None:
+            [result] = await sync_to_async(self.write, thread_sensitive=True)([item])
+            if isinstance(result, Exception):
+                raise result
+            return result
         loop = asyncio.get_running_loop()
         queue = self._queues.get(loop)
         if queue is None:

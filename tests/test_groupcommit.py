@@ -3,7 +3,8 @@
 import asyncio
 
 import pytest
-from django.db import DatabaseError
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import DatabaseError, transaction
 
 from smsrouter import inbound
 from smsrouter.api import aincoming
@@ -106,3 +107,18 @@ async def test_a_batch_that_cannot_commit_is_accepted_message_by_message(
     assert sorted(m.text for m in locmem.outbox) == ["0", "1", "2", "3", "4"]
     assert await Message.objects.filter(direction="in", status=Status.HANDLED).acount() == 5
     assert "accepting them one by one" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_blocking_code_calling_aincoming_keeps_its_thread_and_transaction(async_db, batch_apps):
+    """A sync caller waits in the thread the group commit would need: its own thread does
+    the work instead, inside its transaction (here rolled back), and nothing deadlocks."""
+
+    def in_a_transaction_that_fails() -> None:
+        with transaction.atomic():
+            async_to_sync(aincoming)("mem", "+1", "echo rolled back")
+            raise RuntimeError("the caller's own error")
+
+    with pytest.raises(RuntimeError, match="the caller's own error"):
+        await asyncio.wait_for(sync_to_async(in_a_transaction_that_fails)(), timeout=10)
+    assert not await Message.objects.aexists()
