@@ -2,8 +2,9 @@
 
 A router runs for months; memory that grows a little per message ends in the OOM
 killer, and a short benchmark never shows it. This serves the demo as bench/e2e.py does
-(its uvicorn command line, bench/settings_e2e.py, inline processing, a fresh SQLite file,
-replies to bench/fake_kannel.py), measures its maximum inline rate briefly (or takes --max-rate),
+(its server command lines, by default the granian ×1 it chose on the 2-core bench
+machine; bench/settings_e2e.py, inline processing, a fresh SQLite file, replies to
+bench/fake_kannel.py), measures its maximum inline rate briefly (or takes --max-rate),
 then sends Kannel inbound messages at half that rate, open loop, for --minutes. Every
 10 s it samples the resident memory (RSS) of the server's whole process group.
 
@@ -11,8 +12,8 @@ It reports the mean RSS of the first minute against that of the last, and the ma
 "flat" when the last minute is within 10 % of the first. It also checks that every
 message the server accepted got its echo reply at the fake gateway.
 
-Usage: .venv/bin/python bench/soak.py [--minutes 10] [--max-rate MSG_PER_S] [--workers 1]
-                                      [--json PATH]
+Usage: .venv/bin/python bench/soak.py [--minutes 10] [--max-rate MSG_PER_S]
+                                      [--server granian|uvicorn] [--workers 1] [--json PATH]
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class Sampler(threading.Thread):
         self.join(timeout=SAMPLE_EVERY * 2)
 
 
-def soak(minutes: float, max_rate: float | None, workers: int) -> list[dict[str, Any]]:
+def soak(minutes: float, max_rate: float | None, server_kind: str,
+         workers: int) -> list[dict[str, Any]]:
     """Serve, probe, soak; the rows to report."""
     with workspace("bench-soak-") as folder, Processes(folder) as processes:
         gateway = FakeKannel(processes)
@@ -98,8 +100,8 @@ def soak(minutes: float, max_rate: float | None, workers: int) -> list[dict[str,
         with Databases("sqlite", folder, migrate, label="soak") as databases:
             database = databases.new()
             port = free_port()
-            command = Server("uvicorn", workers, "sqlite").command("demo.asgi:application", port)
-            server = processes.start("uvicorn", command,
+            command = Server(server_kind, workers, "sqlite").command("demo.asgi:application", port)
+            server = processes.start(server_kind, command,
                                      env=environment(database, gateway.sendsms_url))
             base = f"http://127.0.0.1:{port}"
             processes.wait_until_answers(f"{base}/backend/kannel/")
@@ -113,7 +115,8 @@ def soak(minutes: float, max_rate: float | None, workers: int) -> list[dict[str,
             rate = max_rate / 2
             count = int(rate * minutes * 60)
             offset = 10_000_000  # numbers the probe never used
-            print(f"soak: {count:,} messages at {rate:,.0f} msg/s for {minutes:g} min", flush=True)
+            print(f"soak: {count:,} messages at {rate:,.0f} msg/s for {minutes:g} min, "
+                  f"{server_kind} ×{workers}", flush=True)
             sampler = Sampler(server.pid)
             sampler.start()
             try:
@@ -123,11 +126,13 @@ def soak(minutes: float, max_rate: float | None, workers: int) -> list[dict[str,
             processes.check()
             delivered, _ = gateway.wait_for(result.ok, timeout=120)
             counts = message_counts(database)
-    return report(sampler.samples, minutes, rate, result, delivered, counts)
+    return report(sampler.samples, minutes, rate, result, delivered, counts,
+                  f"{server_kind} ×{workers}")
 
 
 def report(samples: list[tuple[float, int]], minutes: float, rate: float, result: Any,
-           delivered: int, counts: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
+           delivered: int, counts: dict[tuple[str, str], int],
+           setup: str) -> list[dict[str, Any]]:
     end = samples[-1][0]
     first = statistics.mean(rss for at, rss in samples if at <= 60) / 2**20
     last = statistics.mean(rss for at, rss in samples if at >= end - 60) / 2**20
@@ -140,11 +145,11 @@ def report(samples: list[tuple[float, int]], minutes: float, rate: float, result
     print(f"sent {result.sent}, accepted {result.ok}, failed {result.failed}, errors "
           f"{result.errors}, lost inside the load generator {unanswered}, delivered {delivered}; "
           f"messages by (direction, status): {counts}")
-    common = {"sent": result.sent, "accepted": result.ok, "delivered": delivered,
+    common = {"setup": setup, "sent": result.sent, "accepted": result.ok, "delivered": delivered,
               "unanswered": unanswered, "rate": rate, "minutes": minutes,
               "p50_ms": result.percentile_ms(50), "p99_ms": result.percentile_ms(99)}
     return [
-        rows.row("soak", f"server RSS, last minute vs first, {minutes:g} min at {rate:,.0f} msg/s "
+        rows.row("soak", f"{setup} RSS, last minute vs first, {minutes:g} min at {rate:,.0f} msg/s "
                  f"({first:.0f} → {last:.0f} MiB, max {peak:.0f}; "
                  f"{'flat' if flat else 'NOT flat'})", growth, "%",
                  rss_first_mib=first, rss_last_mib=last, rss_max_mib=peak, flat=flat,
@@ -160,12 +165,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10, help="soak length (default 10)")
     parser.add_argument("--max-rate", type=float,
                         help="the server's maximum msg/s; default: measured for 15 s first")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (default 1)")
+    parser.add_argument("--server", choices=["granian", "uvicorn"], default="granian",
+                        help="the ASGI server, as bench/e2e.py runs it (default granian)")
+    parser.add_argument("--workers", type=int, default=1, help="server workers (default 1)")
     parser.add_argument("--json", type=Path, metavar="PATH",
                         help="also write the rows as JSON, for bench/suite.py")
     args = parser.parse_args()
     exit_on_sigterm()
-    rows.emit(soak(args.minutes, args.max_rate, args.workers), args.json)
+    rows.emit(soak(args.minutes, args.max_rate, args.server, args.workers), args.json)
 
 
 if __name__ == "__main__":
