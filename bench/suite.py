@@ -81,6 +81,22 @@ def run_script(script: Script, runs: int, extra: tuple[str, ...] = ()) -> list[d
     return rows
 
 
+def soak_arguments(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """Half of the rate bench/e2e.py just measured, under the server it chose, if it did.
+
+    Measuring the maximum again inside the soak would take its own 15 s on a different
+    database; e2e's figure is the one the table shows. Without it the soak probes itself.
+    """
+    for row in rows:
+        setup = str(row.get("setup", ""))
+        if (row.get("section") == "end to end" and row.get("value")
+                and str(row.get("name", "")).startswith("smsrouter inline, max sustained")
+                and re.fullmatch(r"(granian|uvicorn) ×\d+, sqlite", setup)):
+            kind, workers = re.match(r"(\w+) ×(\d+)", setup).groups()
+            return ("--max-rate", str(row["value"]), "--server", kind, "--workers", workers)
+    return ()
+
+
 def fill_ceilings(rows: list[dict[str, Any]]) -> None:
     """Give each row that names its database writes (`db_writes`) its SQLite ceiling.
 
@@ -201,7 +217,8 @@ def main() -> None:
         scripts.append(Script("soak", "soak.py", args.minutes * 60 + 900, repeats=False))
     rows: list[dict[str, Any]] = []
     for script in scripts:
-        extra = ("--minutes", f"{args.minutes:g}") if script.name == "soak" else ()
+        extra = (("--minutes", f"{args.minutes:g}", *soak_arguments(rows))
+                 if script.name == "soak" else ())
         rows += run_script(script, args.runs, extra)
     fill_ceilings(rows)
     text = report(rows, args.runs, described)
