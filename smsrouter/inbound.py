@@ -40,29 +40,33 @@ def store(
     Returns the message and whether it is new, hence still to be routed.
     """
     connection = get_connection(backend_name, identity)
-    values = {
-        "direction": Direction.IN,
-        "backend": connection.backend,
-        "connection": connection,
-        "text": text,
-        "segments": gsm.segments(text),
-        "status": Status.RECEIVED,
-        "external_id": external_id,
-        "fields": fields or {},
-    }
     if external_id is None:
-        return _created(Message.objects.create(**values), connection), True
+        return _created(_saved(connection, text, external_id, fields), connection), True
     if (seen := _seen(connection, external_id)) is not None:
         return seen, False
     try:
         with transaction.atomic():
-            return _created(Message.objects.create(**values), connection), True
+            return _created(_saved(connection, text, external_id, fields), connection), True
     except IntegrityError:
         # A concurrent retry of the same webhook stored it first.
         seen = _seen(connection, external_id)
         if seen is None:
             raise
         return seen, False
+
+
+def _new(connection: Any, text: str, external_id: str | None, fields: dict[str, Any] | None) -> Message:
+    return Message(
+        direction=Direction.IN, backend=connection.backend, connection=connection, text=text,
+        segments=gsm.segments(text), status=Status.RECEIVED, external_id=external_id,
+        fields=fields or {},
+    )
+
+
+def _saved(connection: Any, text: str, external_id: str | None, fields: dict[str, Any] | None) -> Message:
+    record = _new(connection, text, external_id, fields)
+    record.save(force_insert=True)
+    return record
 
 
 def _created(record: Message, connection: Any) -> IncomingMessage:
@@ -100,11 +104,7 @@ def store_many(items: Sequence[Submitted]) -> list[tuple[IncomingMessage, bool]]
         if external_id is not None and key in seen:
             results.append((seen[key], False))
             continue
-        record = Message(
-            direction=Direction.IN, backend=connection.backend, connection=connection,
-            text=text, segments=gsm.segments(text), status=Status.RECEIVED,
-            external_id=external_id, fields=fields or {},
-        )
+        record = _new(connection, text, external_id, fields)
         msg = IncomingMessage(record, connection)
         if external_id is not None:
             seen[key] = msg
