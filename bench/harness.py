@@ -42,7 +42,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -450,7 +450,7 @@ def closed_loop(url: str, path_for: Callable[[int], str], *, connections: int = 
     Each connection sends its next request as soon as the last is answered, so the rate
     is the most the server sustains at that concurrency; latencies are per request.
     """
-    return uvloop.run(_closed_loop(url, path_for, connections, seconds, limit, timeout))
+    return _run(_closed_loop(url, path_for, connections, seconds, limit, timeout))
 
 
 async def _open_loop(url: str, path_for: Callable[[int], str], rate: float, count: int,
@@ -482,7 +482,42 @@ def open_loop(url: str, path_for: Callable[[int], str], *, rate: float, count: i
     """
     if rate <= 0 or count <= 0:
         raise ValueError("rate and count must be positive")
-    return uvloop.run(_open_loop(url, path_for, rate, count, max_connections, timeout))
+    return _run(_open_loop(url, path_for, rate, count, max_connections, timeout))
+
+
+def _run(generate: Coroutine[Any, Any, LoadResult]) -> LoadResult:
+    """Run a generator on uvloop; SIGINT or SIGTERM stop it at once, then exit as usual.
+
+    uvloop reports an exception raised in a protocol callback and carries on, so the
+    SystemExit of `exit_on_sigterm()` would be lost there: the loop takes the signals
+    itself while it runs, and the Python handlers are put back afterwards.
+    """
+    signals = (signal.SIGINT, signal.SIGTERM)
+    saved = {signum: signal.getsignal(signum) for signum in signals}
+    received: list[int] = []
+
+    def stop(signum: int, work: "asyncio.Task[LoadResult]") -> None:
+        received.append(signum)
+        work.cancel()
+
+    async def guarded() -> LoadResult:
+        loop = asyncio.get_running_loop()
+        work = loop.create_task(generate)
+        for signum in signals:
+            loop.add_signal_handler(signum, stop, signum, work)
+        return await work
+
+    try:
+        return uvloop.run(guarded())
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        if received[0] == signal.SIGINT:
+            raise KeyboardInterrupt from None
+        raise SystemExit(128 + received[0]) from None
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 #: wrk script for Kannel-style inbound load: each request comes from its own number.
