@@ -97,8 +97,8 @@ def _group_alive(group: int) -> bool:
         os.killpg(group, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # a member this user may not signal is a member all the same
+        pass
     return True
 
 
