@@ -61,12 +61,12 @@ def run_script(script: Script, runs: int, extra: tuple[str, ...] = ()) -> list[d
         print(f"== {script.name}: bench/{script.path} does not exist yet; its rows are skipped.")
         return [{"section": script.name, "name": f"bench/{script.path} is missing: skipped",
                  "value": None, "unit": "", "peer": None, "ceiling": None, "load": None}]
-    print(f"== {script.name}: bench/{script.path} -r {runs} {' '.join(extra)}", flush=True)
+    repeat = ("-r", str(runs)) if script.repeats else ()
+    options = [*repeat, *script.arguments, *extra]
+    print(f"== {script.name}: bench/{script.path} {' '.join(options)}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-suite-") as folder:
         out = Path(folder) / "rows.json"
-        repeat = ("-r", str(runs)) if script.repeats else ()
-        command = [sys.executable, str(path), "--json", str(out), *repeat, *script.arguments,
-                   *extra]
+        command = [sys.executable, str(path), "--json", str(out), *options]
         try:
             code: int | str = subprocess.run(command, cwd=ROOT, timeout=script.timeout).returncode
         except subprocess.TimeoutExpired:
