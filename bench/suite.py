@@ -162,14 +162,26 @@ def _figure(value: float | None, unit: str) -> str:
     return f"{value:,.{digits}f} {unit}".strip()
 
 
+def _is_ceiling(row: dict[str, Any]) -> bool:
+    return row["section"].startswith("ceiling") or str(row["name"]).startswith("ceiling")
+
+
+def _is_peer(row: dict[str, Any]) -> bool:
+    """A row measuring RapidSMS alone, as e2e.py reports its server choice and maximum."""
+    name = str(row["name"])
+    return name.startswith("RapidSMS") or name.startswith("server choice: RapidSMS")
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """The Markdown table: one line per row, ratios and ceilings worked out."""
     lines = ["| section | what | smsrouter | RapidSMS 2.2 | ratio | ceiling | % of ceiling | load 1m |",
              "|---|---|--:|--:|--:|--:|--:|--:|"]
     for row in rows:
         value, peer, ceiling, unit = row.get("value"), row.get("peer"), row.get("ceiling"), row["unit"]
-        if row["section"].startswith("ceiling"):  # a limit itself, not a figure of ours
+        if _is_ceiling(row):  # a limit itself, not a figure of ours
             value, ceiling = None, value
+        elif _is_peer(row):  # RapidSMS's own figure on a row of its own
+            value, peer = None, value
         ratio = "–"
         if value and peer:
             ratio = f"{peer / value if row.get('lower_is_better') else value / peer:.2f}×"
