@@ -398,10 +398,11 @@ class _Client:
         connection = None
         async with self.slots:
             try:
-                connection = self.idle.pop() if self.idle else await self.connect()
+                connection = self._idle_connection() or await self.connect()
                 raw = f"GET {path} HTTP/1.1\r\n{self.head}".encode()
                 status = await asyncio.wait_for(connection.request(raw), self.timeout)
-            except (OSError, asyncio.TimeoutError, httptools.HttpParserError):
+            # uvloop raises RuntimeError for a write on a connection the server has closed
+            except (OSError, RuntimeError, asyncio.TimeoutError, httptools.HttpParserError):
                 result.errors += 1
                 if connection is not None:
                     connection.transport.close()
@@ -414,6 +415,14 @@ class _Client:
             result.ok += 1
         else:
             result.failed += 1
+
+    def _idle_connection(self) -> _Connection | None:
+        """A kept-alive connection the server has not closed meanwhile, if there is one."""
+        while self.idle:
+            connection = self.idle.pop()
+            if not connection.closed and not connection.transport.is_closing():
+                return connection
+        return None
 
     def close(self) -> None:
         for connection in self.idle:
