@@ -13,20 +13,16 @@ import django
 from django.conf import settings
 
 
-def configure(database: str) -> None:
+def configure(database: str, root_urlconf: str, **rapidsms: object) -> None:
+    """Django for a RapidSMS peer: SQLite with smsrouter's demo pragmas, DEBUG off."""
     settings.configure(
-        DEBUG=False, SECRET_KEY="bench", USE_TZ=True, ROOT_URLCONF=__name__,
+        DEBUG=False, SECRET_KEY="bench", USE_TZ=True, ROOT_URLCONF=root_urlconf,
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": database,
                                "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; "
                                            "PRAGMA synchronous=NORMAL;"}}},
-        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "rapidsms",
-                        "rapidsms.backends.database", "rapidsms.contrib.handlers",
-                        "rapidsms.contrib.messagelog", "rapidsms.contrib.echo"],
-        INSTALLED_BACKENDS={"bench": {"ENGINE": "rapidsms.backends.database.DatabaseBackend"}},
-        RAPIDSMS_HANDLERS=["rapidsms.contrib.echo.handlers.echo.EchoHandler",
-                           "rapidsms.contrib.echo.handlers.ping.PingHandler"],
         RAPIDSMS_ROUTER="rapidsms.router.blocking.BlockingRouter",
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        **rapidsms,
     )
     django.setup()
 
@@ -36,7 +32,15 @@ urlpatterns: list = []
 
 def main() -> None:
     database, count = sys.argv[1], int(sys.argv[2])
-    configure(database)
+    configure(
+        database, __name__,
+        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "rapidsms",
+                        "rapidsms.backends.database", "rapidsms.contrib.handlers",
+                        "rapidsms.contrib.messagelog", "rapidsms.contrib.echo"],
+        INSTALLED_BACKENDS={"bench": {"ENGINE": "rapidsms.backends.database.DatabaseBackend"}},
+        RAPIDSMS_HANDLERS=["rapidsms.contrib.echo.handlers.echo.EchoHandler",
+                           "rapidsms.contrib.echo.handlers.ping.PingHandler"],
+    )
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)

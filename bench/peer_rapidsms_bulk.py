@@ -19,33 +19,21 @@ import sys
 import time
 import urllib.request
 
-import django
-from django.conf import settings
-
 from outbound_bulk import BULK_TEXT, number, personal_text
+from peer_rapidsms import configure
 
 urlpatterns: list = []
 
 
-def configure(database: str, sendsms_url: str) -> None:
-    settings.configure(
-        DEBUG=False, SECRET_KEY="bench", USE_TZ=True, ROOT_URLCONF=__name__,
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": database,
-                               "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; "
-                                           "PRAGMA synchronous=NORMAL;"}}},
+def main() -> None:
+    database, count, variant, sendsms_url = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    configure(
+        database, __name__,
         INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "rapidsms",
                         "rapidsms.contrib.messagelog"],
         INSTALLED_BACKENDS={"kannel": {"ENGINE": "rapidsms.backends.kannel.KannelBackend",
                                        "sendsms_url": sendsms_url}},
-        RAPIDSMS_ROUTER="rapidsms.router.blocking.BlockingRouter",
-        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
     )
-    django.setup()
-
-
-def main() -> None:
-    database, count, variant, sendsms_url = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    configure(database, sendsms_url)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)

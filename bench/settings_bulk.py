@@ -1,25 +1,10 @@
-"""The demo as bench/outbound_bulk.py runs it: one Kannel backend aimed at the fake gateway.
-
-DEBUG off (Django would keep every query in memory) and logging at WARNING, so the figure
-is the cost of sending rather than of console output. bench/outbound_bulk.py passes the
-fake gateway's sendsms URL in FAKE_KANNEL_URL and a fresh SQLite file in DATABASE_URL.
+"""The demo as bench/outbound_bulk.py runs it: bench/settings_e2e.py (DEBUG off, logging at
+WARNING) with only its Kannel backend, aimed at the fake gateway. bench/outbound_bulk.py
+passes the gateway's sendsms URL in FAKE_KANNEL_URL and a fresh SQLite file in DATABASE_URL.
 """
 
-import os
+from settings_e2e import *  # noqa: F403
+from settings_e2e import INSTALLED_BACKENDS
 
-from demo.settings import *  # noqa: F403
-
-DEBUG = False
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": "WARNING"},
-}
-INSTALLED_BACKENDS = {
-    "kannel": {
-        "ENGINE": "smsrouter.backends.kannel.KannelBackend",
-        "sendsms_url": os.environ["FAKE_KANNEL_URL"],
-    },
-}
+INSTALLED_BACKENDS = {"kannel": INSTALLED_BACKENDS["kannel"]}
 SMSROUTER_PROCESSING = "inline"
