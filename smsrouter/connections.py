@@ -9,6 +9,7 @@ that it forgets at teardown, trusts uncommitted rows instead (`trust_uncommitted
 
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 
 from django.db import transaction
 from django.db.models.signals import post_delete
@@ -46,7 +47,8 @@ def get_connection(backend_name: str, identity: str) -> Connection:
 
 
 def get_connections(backend_name: str, identities: list[str]) -> list[Connection]:
-    """Connections for many identities at once, in order: a query or two per 500, for bulk sends."""
+    """Connections for many identities at once, in order: a query or two per 500, for bulk
+    sends and batches of webhooks."""
     found: dict[str, Connection] = {}
     missing = []
     for identity in dict.fromkeys(identities):
@@ -66,6 +68,7 @@ def get_connections(backend_name: str, identities: list[str]) -> list[Connection
         for identity, connection in rows.items():
             connection.backend = backend
             found[identity] = connection
+            _once_committed(partial(_remember, (backend_name, identity), connection))
     return [found[identity] for identity in identities]
 
 

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from smsrouter import gsm, outbound, signals
-from smsrouter.connections import get_connection
+from smsrouter.connections import get_connection, get_connections
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Direction, Message, Status
 from smsrouter.router import Router, drive
@@ -95,7 +95,7 @@ def store_many(items: Sequence[Submitted]) -> list[tuple[IncomingMessage, bool]]
     IntegrityError means that another process stored one of them meanwhile; retried one
     by one, that one is then found as seen.
     """
-    connections = [get_connection(backend_name, identity) for backend_name, identity, *_ in items]
+    connections = _connections_of(items)
     seen = _seen_many(items, connections)
     results: list[tuple[IncomingMessage, bool]] = []
     records = []
@@ -114,6 +114,16 @@ def store_many(items: Sequence[Submitted]) -> list[tuple[IncomingMessage, bool]]
         Message.objects.bulk_create(records)
         signals.changed(records)
     return results
+
+
+def _connections_of(items: Sequence[Submitted]) -> list[Any]:
+    """Each item's Connection, looked up (and made) per backend in one go."""
+    by_backend: dict[str, list[str]] = defaultdict(list)
+    for backend_name, identity, *_ in items:
+        by_backend[backend_name].append(identity)
+    found = {name: dict(zip(identities, get_connections(name, identities), strict=True))
+             for name, identities in by_backend.items()}
+    return [found[backend_name][identity] for backend_name, identity, *_ in items]
 
 
 def _seen_many(items: Sequence[Submitted], connections: Sequence[Any]) -> dict[tuple[int, str], IncomingMessage]:
