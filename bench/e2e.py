@@ -361,22 +361,14 @@ def repeat(runs: int, measure: Callable[[], Run]) -> list[Run]:
 
 def choose_server(bench: Bench, seconds: float) -> tuple[Server, list[Figure]]:
     """Each candidate briefly, inline; the fastest that delivered every reply wins."""
-    figures = []
+    figures: list[Figure] = []
     for server in CANDIDATES:
-        try:
-            run = bench.smsrouter(server, bench.closed(bench.args.connections, seconds))
-        except RuntimeError as exc:  # e.g. "database is locked" failing the warm-up
-            print(f"  {server.label}, {server.database}: failed, left out: {exc}", flush=True)
-            continue
-        figures.append(Figure(f"server choice: smsrouter inline, {server.label}, "
-                              f"{server.database}", "msg/s", [run], rate,
-                              setup=f"{server.label}, {server.database}", server=server))
-        print(f"  {figures[-1].name}: {run.rate:,.0f} msg/s"
-              f"{'' if run.consistent else '  INCONSISTENT: ' + run.problems()}", flush=True)
-    usable = [figure for figure in figures if figure.consistent]
-    if not usable:
-        raise SystemExit("no server setup delivered every reply; see the figures above")
-    return max(usable, key=lambda figure: figure.value).server, figures
+        _try(figures, f"{server.label}, {server.database}",
+             lambda: bench.smsrouter(server, bench.closed(bench.args.connections, seconds)),
+             lambda run: Figure(f"server choice: smsrouter inline, {server.label}, "
+                                f"{server.database}", "msg/s", [run], rate,
+                                setup=f"{server.label}, {server.database}", server=server))
+    return _best(figures, "no server setup"), figures
 
 
 def choose_celery_database(bench: Bench, server: Server) -> tuple[Server, list[Figure]]:
@@ -384,25 +376,38 @@ def choose_celery_database(bench: Bench, server: Server) -> tuple[Server, list[F
 
     A web process and a worker both write, which SQLite serialises: measured, not assumed.
     """
-    figures = []
+    figures: list[Figure] = []
     for database in ("sqlite", "postgres"):
         candidate = Server(server.kind, server.workers, database)
-        try:
-            run = bench.smsrouter(candidate, bench.closed(bench.args.connections, 120,
-                                                          limit=bench.args.choice_count),
-                                  celery=bench.args.celery_pool)
-        except RuntimeError as exc:
-            print(f"  Celery mode, {database}: failed, left out: {exc}", flush=True)
-            continue
-        figures.append(Figure(f"server choice: smsrouter Celery mode, end to end, {database}",
-                              "msg/s", [run], end_to_end_rate,
-                              setup=f"{server.label}, {database}", server=candidate))
-        print(f"  {figures[-1].name}: {figures[-1].value:,.0f} msg/s"
-              f"{'' if run.consistent else '  INCONSISTENT: ' + run.problems()}", flush=True)
+        _try(figures, f"Celery mode, {database}",
+             lambda: bench.smsrouter(candidate, bench.closed(bench.args.connections, 120,
+                                                             limit=bench.args.choice_count),
+                                     celery=bench.args.celery_pool),
+             lambda run: Figure(f"server choice: smsrouter Celery mode, end to end, {database}",
+                                "msg/s", [run], end_to_end_rate,
+                                setup=f"{server.label}, {database}", server=candidate))
+    return _best(figures, "Celery mode on no database"), figures
+
+
+def _try(figures: list[Figure], label: str, measure: Callable[[], Run],
+         figure: Callable[[Run], Figure]) -> None:
+    """Measure one candidate; one that fails (say, "database is locked" failing the
+    warm-up) is left out, with why."""
+    try:
+        run = measure()
+    except RuntimeError as exc:
+        print(f"  {label}: failed, left out: {exc}", flush=True)
+        return
+    figures.append(figure(run))
+    print(f"  {figures[-1].name}: {figures[-1].value:,.0f} msg/s"
+          f"{'' if run.consistent else '  INCONSISTENT: ' + run.problems()}", flush=True)
+
+
+def _best(figures: list[Figure], which: str) -> Server:
     usable = [figure for figure in figures if figure.consistent]
     if not usable:
-        raise SystemExit("Celery mode delivered every reply on no database; see above")
-    return max(usable, key=lambda figure: figure.value).server, figures
+        raise SystemExit(f"{which} delivered every reply; see the figures above")
+    return max(usable, key=lambda figure: figure.value).server
 
 
 def choose_peer_workers(bench: Bench, seconds: float) -> tuple[int, list[Figure]]:
