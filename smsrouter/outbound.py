@@ -79,7 +79,10 @@ def store(messages: Sequence[OutgoingMessage], due_at: datetime | None = None) -
         )
         for msg in messages
     ]
-    Message.objects.bulk_create(records, batch_size=BATCH_SIZE)
+    if len(records) == 1:  # a reply: one INSERT, without bulk_create's own transaction
+        records[0].save(force_insert=True)
+    else:
+        Message.objects.bulk_create(records, batch_size=BATCH_SIZE)
     for msg, record in zip(messages, records):
         msg.record = record
     signals.changed(records)
