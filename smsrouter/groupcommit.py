@@ -78,6 +78,10 @@ class _Queue(Generic[T, R]):
                     results = await self.write([item for item, _ in batch])
                 except Exception as exc:
                     results = [exc] * len(batch)
+                except BaseException:  # cancelled, as at shutdown: no request waits forever
+                    for _, future in batch:
+                        future.cancel()
+                    raise
                 for (_, future), result in zip(batch, results, strict=True):
                     if future.done():  # its request was cancelled; the write stands
                         continue

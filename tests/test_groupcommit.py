@@ -1,6 +1,7 @@
 """Group commit: concurrent webhooks' messages written together, each answered once durable."""
 
 import asyncio
+import threading
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -122,3 +123,22 @@ async def test_blocking_code_calling_aincoming_keeps_its_thread_and_transaction(
     with pytest.raises(RuntimeError, match="the caller's own error"):
         await asyncio.wait_for(sync_to_async(in_a_transaction_that_fails)(), timeout=10)
     assert not await Message.objects.aexists()
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_batch_leaves_no_request_waiting_forever():
+    """As at shutdown: the batch in flight is cancelled, and so are its requests."""
+    started, release = threading.Event(), threading.Event()
+
+    def write(items):
+        started.set()
+        release.wait(5)
+        return items
+
+    group = GroupCommit(write)
+    request = asyncio.ensure_future(group.submit("in flight"))
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+    group._queues[asyncio.get_running_loop()].task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(request, 5)
+    release.set()
