@@ -16,7 +16,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from smsrouter import gsm, outbound, signals
+from smsrouter import gsm, outbound, signals, statements
 from smsrouter.connections import get_connection, get_connections
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Direction, Message, Status
@@ -65,7 +65,7 @@ def _new(connection: Any, text: str, external_id: str | None, fields: dict[str, 
 
 def _saved(connection: Any, text: str, external_id: str | None, fields: dict[str, Any] | None) -> Message:
     record = _new(connection, text, external_id, fields)
-    record.save(force_insert=True)
+    statements.insert([record])
     return record
 
 
@@ -111,7 +111,7 @@ def store_many(items: Sequence[Submitted]) -> list[tuple[IncomingMessage, bool]]
         records.append(record)
         results.append((msg, True))
     if records:
-        Message.objects.bulk_create(records)
+        statements.insert(records)
         signals.changed(records)
     return results
 
@@ -164,11 +164,12 @@ def route_many(msgs: Sequence[IncomingMessage], *, isolated: bool = True) -> lis
             status, error = Status.FAILED, f"{type(exc).__name__}: {exc}"
         routers.append(router)
         outcomes.append((status, error))
-    finish_many(msgs, outcomes)
     replies = [reply for msg in msgs for reply in msg.responses]
+    with transaction.atomic(savepoint=False):  # one commit for the outcomes and the replies
+        finish_many(msgs, outcomes)
+        outbound.store(replies)
     if not replies:
         return [[] for _ in msgs]
-    outbound.store(replies)
     return [
         drive(outbound.outgoing_phase(msg.responses, router or Router(blocking=True)))
         if msg.responses else []
@@ -216,7 +217,6 @@ def finish_many(msgs: Sequence[IncomingMessage], outcomes: Sequence[tuple[str, s
         record.status, record.error, record.updated_at = status, error, now
         alike[(status, error, fields)].append(record)
     for (status, error, _), records in alike.items():
-        Message.objects.filter(pk__in=[record.pk for record in records]).update(
-            status=status, error=error, fields=records[0].fields, updated_at=now
-        )
+        statements.update([record.pk for record in records], {
+            "status": status, "error": error, "fields": records[0].fields, "updated_at": now})
     signals.changed([msg.record for msg in msgs])

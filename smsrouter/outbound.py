@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from smsrouter import dispatch, gsm, signals
+from smsrouter import dispatch, gsm, signals, statements
 from smsrouter.backends import backends
 from smsrouter.exceptions import TemporarySendError
 from smsrouter.groupcommit import GroupCommit
@@ -23,8 +23,6 @@ from smsrouter.models import Direction, Message, Status
 from smsrouter.router import Router, all_sync, drive
 
 logger = logging.getLogger(__name__)
-
-BATCH_SIZE = 500
 
 
 async def deliver(
@@ -79,10 +77,7 @@ def store(messages: Sequence[OutgoingMessage], due_at: datetime | None = None) -
         )
         for msg in messages
     ]
-    if len(records) == 1:  # a reply: one INSERT, without bulk_create's own transaction
-        records[0].save(force_insert=True)
-    else:
-        Message.objects.bulk_create(records, batch_size=BATCH_SIZE)
+    statements.insert(records)
     for msg, record in zip(messages, records):
         msg.record = record
     signals.changed(records)
@@ -159,7 +154,7 @@ def save_outcomes(messages: Sequence[OutgoingMessage]) -> None:
     messages that carry one are updated row by row.
     """
     now = timezone.now()
-    pending = Message.objects.filter(status__in=[Status.QUEUED, Status.SENDING])
+    pending = [Status.QUEUED, Status.SENDING]
     alike: dict[tuple[str, str, datetime | None, int], list[int]] = defaultdict(list)
     for msg in messages:
         record = msg.record
@@ -170,11 +165,11 @@ def save_outcomes(messages: Sequence[OutgoingMessage]) -> None:
         if msg.external_id is None:
             alike[(msg.status, msg.error, record.due_at, record.attempts)].append(record.pk)
         else:
-            pending.filter(pk=record.pk).update(
-                status=msg.status, error=msg.error, external_id=msg.external_id,
-                due_at=record.due_at, attempts=record.attempts, updated_at=now)
+            statements.update([record.pk], {
+                "status": msg.status, "error": msg.error, "external_id": msg.external_id,
+                "due_at": record.due_at, "attempts": record.attempts, "updated_at": now,
+            }, only_status=pending)
     for (status, error, due_at, attempts), ids in alike.items():
-        pending.filter(pk__in=ids).update(
-            status=status, error=error, due_at=due_at, attempts=attempts, updated_at=now
-        )
+        statements.update(ids, {"status": status, "error": error, "due_at": due_at,
+                                "attempts": attempts, "updated_at": now}, only_status=pending)
     signals.changed([msg.record for msg in messages])

@@ -1,0 +1,98 @@
+"""The hot path's writes to Message rows, as SQL made once rather than compiled per call.
+
+Django's ORM builds and compiles each query afresh. For the few statements that every
+SMS costs (its row inserted, then its outcome recorded; the same for each reply) that
+took more time than the database itself: see "Where the time goes" in bench/README.md.
+These statements differ only in how many rows or ids they carry, so their SQL is put
+together from the model's own fields and table, and run through Django's cursor: values
+are adapted by the fields, errors translated (IntegrityError stays IntegrityError) and
+queries logged as the ORM's are.
+
+A database that cannot return the ids of inserted rows (MySQL) gets the ORM instead.
+"""
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from django.db import connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from smsrouter.models import Message
+
+#: Rows per INSERT and ids per UPDATE: under every database's limit on parameters
+#: (PostgreSQL's is 65,535), and the database may ask for fewer rows (SQLite does).
+ROWS_PER_INSERT = 500
+IDS_PER_UPDATE = 1000
+
+_meta = Message._meta
+_INSERTED = [field for field in _meta.concrete_fields if not field.primary_key]
+
+
+def insert(records: Sequence[Message]) -> None:
+    """INSERT new Message rows with as few statements as the database allows; each
+    record gets its pk. Several statements share one transaction."""
+    if not records:
+        return
+    connection = _connection()
+    if not connection.features.can_return_rows_from_bulk_insert:
+        Message.objects.bulk_create(records)
+        return
+    quote = connection.ops.quote_name
+    head = (f"INSERT INTO {quote(_meta.db_table)} "
+            f"({', '.join(quote(field.column) for field in _INSERTED)}) VALUES ")
+    row = f"({', '.join(['%s'] * len(_INSERTED))})"
+    tail = f" RETURNING {quote(_meta.pk.column)}"
+    size = max(1, min(ROWS_PER_INSERT, connection.ops.bulk_batch_size(_INSERTED, records)))
+    chunks = [records[start:start + size] for start in range(0, len(records), size)]
+    with _together(connection, len(chunks)), connection.cursor() as cursor:
+        for chunk in chunks:
+            params = [field.get_db_prep_save(field.pre_save(record, True), connection)
+                      for record in chunk for field in _INSERTED]
+            cursor.execute(head + ", ".join([row] * len(chunk)) + tail, params)
+            for record, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
+                record.pk = pk
+                record._state.adding, record._state.db = False, connection.alias
+
+
+def update(ids: Sequence[int], values: dict[str, Any], *, only_status: Sequence[str] = ()) -> None:
+    """UPDATE these Message rows' fields to `values`; with `only_status`, only the rows
+    whose status is one of those. Several statements share one transaction."""
+    if not ids:
+        return
+    connection = _connection()
+    quote = connection.ops.quote_name
+    fields = [_meta.get_field(name) for name in values]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    prepared = [field.get_db_prep_save(values[field.name], connection) for field in fields]
+    condition = ""
+    if only_status:
+        condition = f" AND {quote(_meta.get_field('status').column)} IN ({_marks(only_status)})"
+    chunks = list(_chunked(ids, IDS_PER_UPDATE))
+    with _together(connection, len(chunks)), connection.cursor() as cursor:
+        for chunk in chunks:
+            cursor.execute(
+                f"UPDATE {quote(_meta.db_table)} SET {assignments} "
+                f"WHERE {quote(_meta.pk.column)} IN ({_marks(chunk)}){condition}",
+                [*prepared, *chunk, *only_status],
+            )
+
+
+def _connection() -> BaseDatabaseWrapper:
+    return connections[router.db_for_write(Message)]
+
+
+def _together(connection: BaseDatabaseWrapper, statements: int) -> AbstractContextManager[Any]:
+    """A transaction around several statements, as bulk_create has; one needs none."""
+    if statements > 1:
+        return transaction.atomic(using=connection.alias, savepoint=False)
+    return nullcontext()
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _chunked(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
