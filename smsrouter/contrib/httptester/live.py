@@ -42,22 +42,26 @@ def is_tester(backend_name: str) -> bool:
 
 def on_messages_changed(sender: type, messages: Iterable[Message], **kwargs: Any) -> None:
     frames = [
-        (group(m.connection.backend.name, m.connection.identity), as_json(m))
+        (m.connection.backend.name, m.connection.identity, as_json(m))
         for m in messages if is_tester(m.connection.backend.name)
     ]
     if frames:
         transaction.on_commit(lambda: _publish(frames))
 
 
-def _publish(frames: list[tuple[str, dict[str, Any]]]) -> None:
+def _publish(frames: list[tuple[str, str, dict[str, Any]]]) -> None:
     """One trip to the event loop per commit, and none when no page in this process
     watches the conversations (the in-memory layer's groups say so), as in a shell or a
     bulk send."""
     layer = get_channel_layer()
-    if isinstance(layer, InMemoryChannelLayer):
-        frames = [(name, frame) for name, frame in frames if layer.groups.get(name)]
-    if frames:
-        async_to_sync(_send_all)(layer, frames)
+    in_memory = isinstance(layer, InMemoryChannelLayer)
+    if in_memory and not layer.groups:
+        return
+    grouped = [(group(name, identity), frame) for name, identity, frame in frames]
+    if in_memory:
+        grouped = [(name, frame) for name, frame in grouped if layer.groups.get(name)]
+    if grouped:
+        async_to_sync(_send_all)(layer, grouped)
 
 
 async def _send_all(layer: BaseChannelLayer, frames: list[tuple[str, dict[str, Any]]]) -> None:
