@@ -1,17 +1,14 @@
 """The public API: `incoming()` is the one entry point for inbound SMS, `send()` for outbound."""
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
-from django.utils import timezone
 
-from smsrouter import conf, dispatch, inbound, intake, outbound
+from smsrouter import dispatch, inbound, intake, outbound
 from smsrouter.backends import backends
-from smsrouter.connections import get_connections
 from smsrouter.messages import IncomingMessage, OutgoingMessage
-from smsrouter.models import Connection
+from smsrouter.recipients import Recipients, outgoing
 from smsrouter.router import all_sync
 
 
@@ -78,9 +75,6 @@ def _checked(backend_name: str, identity: str, text: str) -> str:
     return backend.normalize(identity)
 
 
-Recipients = Connection | str | Iterable[Connection | str]
-
-
 async def asend(
     text: str, to: Recipients, *, backend: str | None = None, at: datetime | None = None
 ) -> list[OutgoingMessage]:
@@ -90,9 +84,16 @@ async def asend(
     the messages for later (an aware datetime). Each message is stored first; the returned
     objects carry each one's status.
     """
-    messages = await sync_to_async(_outgoing, thread_sensitive=True)(text, to, backend, at)
-    if messages:
-        await outbound.deliver(messages, due_at=at)
+    if not all_sync():
+        messages = await sync_to_async(outgoing, thread_sensitive=True)(text, to, backend, at)
+        if messages:
+            await outbound.deliver(messages, due_at=at)
+        return messages
+    # Stored together with concurrent calls' messages: one trip to a worker thread, one
+    # INSERT and one commit for them all; the sending then runs on the event loop.
+    messages, ready = await outbound.sends.submit((text, to, backend, at))
+    if ready:
+        await dispatch.send(ready, at)
     return messages
 
 
@@ -102,55 +103,7 @@ def send(
     """The blocking twin of `asend()`."""
     if not all_sync():
         return async_to_sync(asend)(text, to, backend=backend, at=at)
-    messages = _outgoing(text, to, backend, at)
+    messages = outgoing(text, to, backend, at)
     if messages and (ready := outbound.prepare(messages, due_at=at)):
         dispatch.send_blocking(ready, at)
     return messages
-
-
-def _outgoing(text: str, to: Recipients, backend: str | None, at: datetime | None) -> list[OutgoingMessage]:
-    if at is not None and timezone.is_naive(at):
-        raise ValueError("at= must be an aware datetime, e.g. timezone.now() + timedelta(hours=1).")
-    recipients = [to] if isinstance(to, (str, Connection)) else list(to)
-    return [OutgoingMessage(text, connection) for connection in _connections_for(recipients, backend)]
-
-
-def _connections_for(recipients: list[Connection | str], backend: str | None) -> list[Connection]:
-    if backend is not None:
-        backends[backend]  # UnknownBackend
-    identities: list[str] = []
-    for recipient in recipients:
-        if isinstance(recipient, Connection):
-            continue
-        if not isinstance(recipient, str) or not recipient:
-            raise ValueError(f"Recipients must be Connections or non-empty strings, not {recipient!r}.")
-        identities.append(recipient)
-    if identities:
-        name = backend or _only_backend()
-        by_identity = iter(get_connections(name, [backends[name].normalize(i) for i in identities]))
-    connections = []
-    for recipient in recipients:
-        if not isinstance(recipient, Connection):
-            connections.append(next(by_identity))
-            continue
-        connection = recipient
-        if not Connection._meta.get_field("backend").is_cached(connection):
-            connection = Connection.objects.select_related("backend").get(pk=connection.pk)
-        backends[connection.backend.name]  # UnknownBackend
-        if backend is not None and connection.backend.name != backend:
-            raise ValueError(
-                f"Connection {connection} is on backend {connection.backend.name!r}, "
-                f"not {backend!r}; leave backend= out to use the connection's own."
-            )
-        connections.append(connection)
-    return connections
-
-
-def _only_backend() -> str:
-    names = list(conf.installed_backends())
-    if len(names) != 1:
-        raise ValueError(
-            "send() to a phone number needs backend=... when INSTALLED_BACKENDS has "
-            f"{len(names)} entries ({', '.join(names) or 'none'})."
-        )
-    return names[0]

@@ -14,17 +14,44 @@ Its item is written alone, in its thread and transaction, as `sync_to_async` wou
 
 import asyncio
 import contextvars
+import logging
 import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from asgiref.sync import AsyncToSync, sync_to_async
+from django.db import transaction
+
+from smsrouter.dbhealth import drop_broken_connections
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 #: Items per trip: bounds a transaction's length, and so every request's wait.
 MAX_BATCH = 256
+
+
+def together_or_alone(
+    items: list[T], together: Callable[[list[T]], list[R]], alone: Callable[[T], R], what: str
+) -> list[R | Exception]:
+    """`together(items)` in one transaction; if that fails, `alone(item)` for each item,
+    so that an error reaches only the request whose item caused it."""
+    drop_broken_connections()
+    try:
+        with transaction.atomic():
+            return list(together(items))
+    except Exception as exc:
+        logger.warning("a batch of %d %s failed (%s: %s); accepting them one by one",
+                       len(items), what, type(exc).__name__, exc)
+    results: list[R | Exception] = []
+    for item in items:
+        try:
+            results.append(alone(item))
+        except Exception as exc:
+            results.append(exc)
+    return results
 
 
 class GroupCommit(Generic[T, R]):

@@ -6,18 +6,14 @@ their rows and one for their replies, and each request is answered once it has c
 (see `smsrouter.groupcommit`).
 """
 
-import logging
 from functools import partial
 
 from django.db import transaction
 
 from smsrouter import dispatch, inbound
-from smsrouter.dbhealth import drop_broken_connections
-from smsrouter.groupcommit import GroupCommit
+from smsrouter.groupcommit import GroupCommit, together_or_alone
 from smsrouter.inbound import Submitted
 from smsrouter.messages import IncomingMessage, OutgoingMessage
-
-logger = logging.getLogger(__name__)
 
 Accepted = tuple[IncomingMessage, list[OutgoingMessage]]
 
@@ -46,25 +42,8 @@ def accept_one(item: Submitted) -> Accepted:
 
 
 def accept_batch(items: list[Submitted]) -> list[Accepted | Exception]:
-    """Accept concurrent webhooks' messages in one transaction.
-
-    If it fails, each message is tried again alone, so that an error reaches only the
-    request whose message caused it.
-    """
-    drop_broken_connections()
-    try:
-        with transaction.atomic():
-            return list(accept(items))
-    except Exception as exc:
-        logger.warning("a batch of %d messages failed (%s: %s); accepting them one by one",
-                       len(items), type(exc).__name__, exc)
-    results: list[Accepted | Exception] = []
-    for item in items:
-        try:
-            results.append(accept_one(item))
-        except Exception as exc:
-            results.append(exc)
-    return results
+    """Accept concurrent webhooks' messages in one transaction, or if that fails, one by one."""
+    return together_or_alone(items, accept, accept_one, "messages")
 
 
 #: Where webhooks' messages wait to be accepted together.

@@ -9,18 +9,19 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 
 from asgiref.sync import async_to_sync, sync_to_async
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from smsrouter import dispatch, gsm, signals, statements
+from smsrouter import dispatch, gsm, recipients, signals, statements
 from smsrouter.backends import backends
 from smsrouter.exceptions import TemporarySendError
-from smsrouter.groupcommit import GroupCommit
+from smsrouter.groupcommit import GroupCommit, together_or_alone
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Direction, Message, Status
-from smsrouter.router import Router, all_sync, drive
+from smsrouter.router import Router, drive
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +31,10 @@ async def deliver(
     router: Router | None = None,
     due_at: datetime | None = None,
 ) -> None:
-    """Store the messages, run the apps' outgoing phase, and hand the rest on for sending."""
-    if all_sync() and (router is None or router.blocking):
-        ready = await sync_to_async(prepare, thread_sensitive=True)(messages, router, due_at)
-    else:
-        await sync_to_async(store, thread_sensitive=True)(messages, due_at)
-        ready = await outgoing_phase(messages, router or Router())
+    """Store the messages, run the apps' outgoing phase (some app's is `async def`), and
+    hand the rest on for sending."""
+    await sync_to_async(store, thread_sensitive=True)(messages, due_at)
+    ready = await outgoing_phase(messages, router or Router())
     if ready:
         await dispatch.send(ready, due_at)
 
@@ -46,6 +45,52 @@ def prepare(
     """Store the messages and run the outgoing phase with a blocking router; those to send."""
     store(messages, due_at)
     return drive(outgoing_phase(messages, router or Router(blocking=True)))
+
+
+#: One asend() call: text, recipients, backend, at.
+SendRequest = tuple[str, recipients.Recipients, str | None, datetime | None]
+#: Its messages, and those of them to send (apps may cancel some).
+Prepared = tuple[list[OutgoingMessage], list[OutgoingMessage]]
+
+
+def prepare_sends(requests: list[SendRequest]) -> list[Prepared | Exception]:
+    """`prepare()` for concurrent asend() calls: their messages stored with one INSERT (one
+    per `at`), then each call's through the outgoing phase with a router of its own.
+
+    A call with a bad recipient gets its ValueError back and stores nothing; a database
+    error is raised, for the batch to be tried again call by call.
+    """
+    made: list[list[OutgoingMessage] | Exception] = []
+    for text, to, backend, at in requests:
+        try:
+            made.append(recipients.outgoing(text, to, backend, at))
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            made.append(exc)
+    by_due: dict[datetime | None, list[OutgoingMessage]] = defaultdict(list)
+    for (*_, at), messages in zip(requests, made, strict=True):
+        if not isinstance(messages, Exception):
+            by_due[at].extend(messages)
+    for at, messages in by_due.items():
+        store(messages, at)
+    return [
+        messages if isinstance(messages, Exception)
+        else (messages, drive(outgoing_phase(messages, Router(blocking=True))))
+        for messages in made
+    ]
+
+
+def _prepare_one(request: SendRequest) -> Prepared:
+    [result] = prepare_sends([request])
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+#: Where concurrent asend() calls' messages wait to be stored together.
+sends: GroupCommit[SendRequest, Prepared] = GroupCommit(
+    partial(together_or_alone, together=prepare_sends, alone=_prepare_one, what="sends"))
 
 
 async def outgoing_phase(messages: Sequence[OutgoingMessage], router: Router) -> list[OutgoingMessage]:

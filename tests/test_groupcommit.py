@@ -2,13 +2,14 @@
 
 import asyncio
 import threading
+from datetime import datetime
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.db import DatabaseError, transaction
 
-from smsrouter import inbound
-from smsrouter.api import aincoming
+from smsrouter import inbound, outbound
+from smsrouter.api import aincoming, asend
 from smsrouter.backends import locmem
 from smsrouter.groupcommit import GroupCommit
 from smsrouter.models import Message, Status
@@ -142,3 +143,53 @@ async def test_a_cancelled_batch_leaves_no_request_waiting_forever():
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(request, 5)
     release.set()
+
+
+@pytest.mark.asyncio
+async def test_concurrent_asends_are_stored_together_and_each_sent_once(async_db, batch_apps, monkeypatch):
+    stores = []
+    original = outbound.store
+    monkeypatch.setattr(outbound, "store", lambda messages, due_at=None: (
+        stores.append(len(messages)), original(messages, due_at)))
+    texts = [f"reminder {n}" for n in range(20)]
+    sent = await asyncio.gather(*(asend(text, f"+2557100000{n:02}", backend="mem")
+                                  for n, text in enumerate(texts)))
+    assert [[m.text for m in messages] for messages in sent] == [[text] for text in texts]
+    assert all(m.status == Status.SENT and m.id for messages in sent for m in messages)
+    assert sorted(m.text for m in locmem.outbox) == sorted(texts)
+    assert await Message.objects.filter(direction="out", status=Status.SENT).acount() == 20
+    assert sum(stores) == 20 and len(stores) < 20
+
+
+@pytest.mark.asyncio
+async def test_a_bad_recipient_fails_only_its_own_asend(async_db, batch_apps):
+    results = await asyncio.gather(
+        asend("fine", "+1", backend="mem"), asend("bad", ["+2", ""], backend="mem"),
+        asend("later", "+3", backend="mem", at=datetime(2030, 1, 1)),  # naive: refused
+        asend("also fine", "+4", backend="mem"), return_exceptions=True)
+    assert [m.text for m in results[0]] == ["fine"] and [m.text for m in results[3]] == ["also fine"]
+    assert isinstance(results[1], ValueError) and "''" in str(results[1])
+    assert isinstance(results[2], ValueError) and "aware" in str(results[2])
+    assert sorted(m.text for m in locmem.outbox) == ["also fine", "fine"]
+    assert sorted([t async for t in Message.objects.values_list("text", flat=True)]) == [
+        "also fine", "fine"]
+
+
+@pytest.mark.asyncio
+async def test_asends_whose_batch_cannot_commit_are_stored_one_by_one(
+    async_db, batch_apps, monkeypatch, caplog
+):
+    calls = []
+    original = outbound.store
+
+    def store_failing_in_a_batch(messages, due_at=None):
+        calls.append(len(messages))
+        if len(messages) > 1:
+            raise DatabaseError("the batch's INSERT failed")
+        original(messages, due_at)
+
+    monkeypatch.setattr(outbound, "store", store_failing_in_a_batch)
+    await asyncio.gather(*(asend(f"n{n}", f"+{n}", backend="mem") for n in range(5)))
+    assert sorted(m.text for m in locmem.outbox) == [f"n{n}" for n in range(5)]
+    assert await Message.objects.filter(direction="out", status=Status.SENT).acount() == 5
+    assert calls[0] == 5 and "accepting them one by one" in caplog.text
