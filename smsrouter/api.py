@@ -1,11 +1,12 @@
 """The public API: `incoming()` is the one entry point for inbound SMS, `send()` for outbound."""
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 
-from smsrouter import dispatch, inbound, intake, outbound
+from smsrouter import dispatch, inbound, intake, keptloop, outbound
 from smsrouter.backends import backends
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.recipients import Recipients, outgoing
@@ -54,9 +55,8 @@ def incoming(
     With only `def` phases, everything up to the replies' sending runs in this thread.
     """
     if not all_sync():
-        return async_to_sync(aincoming)(
-            backend_name, identity, text, external_id=external_id, fields=fields
-        )
+        return keptloop.run(partial(
+            aincoming, backend_name, identity, text, external_id=external_id, fields=fields))
     identity = _checked(backend_name, identity, text)
     msg, ready = intake.accept_one((backend_name, identity, text, external_id, fields))
     if ready:
@@ -102,7 +102,7 @@ def send(
 ) -> list[OutgoingMessage]:
     """The blocking twin of `asend()`."""
     if not all_sync():
-        return async_to_sync(asend)(text, to, backend=backend, at=at)
+        return keptloop.run(partial(asend, text, to, backend=backend, at=at))
     messages = outgoing(text, to, backend, at)
     if messages and (ready := outbound.prepare(messages, due_at=at)):
         dispatch.send_blocking(ready, at)

@@ -1,10 +1,11 @@
 """The pooled async HTTP client that backends send through, and what a gateway's answer means.
 
 A client is bound to the event loop it was made in, and a process runs several loops over
-its life: the ASGI server's, and a fresh one for each blocking `incoming()` or `send()`
-(asgiref's async_to_sync runs it under asyncio.run). So each running loop gets one pooled
-session, and an async generator parked in that loop closes it when the loop shuts down:
-asyncio.run(), asgiref, uvicorn and pytest-asyncio all finalize async generators first.
+its life: the ASGI server's, one kept for each thread that calls a blocking `send()`
+(`smsrouter.keptloop`), and any that asgiref or the tests start. So each running loop
+gets one pooled session, and an async generator parked in that loop closes it when the
+loop shuts down: keptloop, asyncio.run(), asgiref, uvicorn and pytest-asyncio all
+finalize async generators first.
 """
 
 import asyncio

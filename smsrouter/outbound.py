@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from smsrouter import dispatch, gsm, recipients, signals, statements
+from smsrouter import dispatch, gsm, keptloop, recipients, signals, statements
 from smsrouter.backends import backends
 from smsrouter.exceptions import TemporarySendError
 from smsrouter.groupcommit import GroupCommit, together_or_alone
@@ -149,7 +149,7 @@ def send_now_blocking(messages: Sequence[OutgoingMessage]) -> None:
         for name, batch in batches.items():
             drive(send_batch(name, batch))
     else:
-        async_to_sync(send_batches)(messages)
+        keptloop.run(send_batches, messages)
     save_outcomes(messages)
 
 

@@ -11,11 +11,10 @@ import random
 from collections.abc import Sequence
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
-from smsrouter import conf, dispatch, inbound, outbound, ratelimit, signals
+from smsrouter import conf, dispatch, inbound, keptloop, outbound, ratelimit, signals
 from smsrouter.backends import backends
 from smsrouter.dbhealth import drop_broken_connections
 from smsrouter.messages import IncomingMessage, OutgoingMessage
@@ -44,7 +43,7 @@ def route_by_id(message_id: int) -> bool:
             return False
         msg = IncomingMessage(record, record.connection)
         if not all_sync():
-            async_to_sync(inbound.route)(msg)
+            keptloop.run(inbound.route, msg)
         elif ready := inbound.route_blocking(msg):
             dispatch.send_blocking(ready)
     return True
@@ -60,7 +59,7 @@ def send_by_ids(backend_name: str, message_ids: Sequence[int]) -> int:
     messages = _claim(backend_name, message_ids)
     if not messages:
         return 0
-    async_to_sync(_send)(backend_name, messages)
+    keptloop.run(_send, backend_name, messages)
     retries = _plan_retries(messages)
     outbound.save_outcomes(messages)
     if retries:
@@ -129,6 +128,6 @@ def run_periodic(app_path: str, method: str) -> None:
     """Run an app's periodic method on a fresh instance, as a router would hold it."""
     job = getattr(resolve_app(app_path)(Router()), method)
     if inspect.iscoroutinefunction(job):
-        async_to_sync(job)()
+        keptloop.run(job)
     else:
         job()
