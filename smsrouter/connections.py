@@ -14,6 +14,7 @@ from functools import partial
 from django.db import transaction
 from django.db.models.signals import post_delete
 
+from smsrouter import statements
 from smsrouter.models import Backend, Connection
 
 MAX_CACHED_CONNECTIONS = 10_000
@@ -47,8 +48,8 @@ def get_connection(backend_name: str, identity: str) -> Connection:
 
 
 def get_connections(backend_name: str, identities: list[str]) -> list[Connection]:
-    """Connections for many identities at once, in order: a query or two per 500, for bulk
-    sends and batches of webhooks."""
+    """Connections for many identities at once, in order: a query or two per 500 not yet
+    cached, for sends and batches of webhooks."""
     found: dict[str, Connection] = {}
     missing = []
     for identity in dict.fromkeys(identities):
@@ -58,13 +59,7 @@ def get_connections(backend_name: str, identities: list[str]) -> list[Connection
             missing.append(identity)
     backend = get_backend(backend_name)
     for start in range(0, len(missing), CHUNK):
-        chunk = missing[start:start + CHUNK]
-        rows = {c.identity: c for c in Connection.objects.filter(backend=backend, identity__in=chunk)}
-        new = [Connection(backend=backend, identity=i) for i in chunk if i not in rows]
-        if new:
-            Connection.objects.bulk_create(new, ignore_conflicts=True)
-            rows.update((c.identity, c) for c in Connection.objects.filter(
-                backend=backend, identity__in=[c.identity for c in new]))
+        rows = statements.connections_of(backend.pk, missing[start:start + CHUNK])
         for identity, connection in rows.items():
             connection.backend = backend
             found[identity] = connection

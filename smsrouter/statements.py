@@ -1,14 +1,14 @@
-"""The hot path's writes to Message rows, as SQL made once rather than compiled per call.
+"""The hot path's SQL, put together from the models rather than compiled per call.
 
 Django's ORM builds and compiles each query afresh. For the few statements that every
-SMS costs (its row inserted, then its outcome recorded; the same for each reply) that
-took more time than the database itself: see "Where the time goes" in bench/README.md.
-These statements differ only in how many rows or ids they carry, so their SQL is put
-together from the model's own fields and table, and run through Django's cursor: values
-are adapted by the fields, errors translated (IntegrityError stays IntegrityError) and
-queries logged as the ORM's are.
+SMS costs (its row inserted, then its outcome recorded; the same for each reply; a new
+number's Connection made) that took more time than the database itself: see "Where the
+time goes" in bench/README.md. These statements differ only in how many rows or ids they
+carry, so their SQL is put together from the model's own fields and table, and run
+through Django's cursor: values are adapted by the fields, errors translated
+(IntegrityError stays IntegrityError) and queries logged as the ORM's are.
 
-A database that cannot return the ids of inserted rows (MySQL) gets the ORM instead.
+A database that cannot return the rows it inserts (MySQL) gets the ORM instead.
 """
 
 from collections.abc import Iterator, Sequence
@@ -17,8 +17,9 @@ from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.constants import OnConflict
 
-from smsrouter.models import Message
+from smsrouter.models import Connection, Message
 
 #: Rows per INSERT and ids per UPDATE: under every database's limit on parameters
 #: (PostgreSQL's is 65,535), and the database may ask for fewer rows (SQLite does).
@@ -78,8 +79,51 @@ def update(ids: Sequence[int], values: dict[str, Any], *, only_status: Sequence[
             )
 
 
-def _connection() -> BaseDatabaseWrapper:
-    return connections[router.db_for_write(Message)]
+def connections_of(backend_id: int, identities: Sequence[str]) -> dict[str, Connection]:
+    """The Connection rows of these identities on this backend, made where missing: one
+    SELECT, and for new numbers one INSERT that skips any another process made meanwhile
+    (a second SELECT finds those). Without their backend loaded."""
+    connection = _connection(Connection)
+    if not connection.features.can_return_rows_from_bulk_insert:
+        Connection.objects.bulk_create(
+            [Connection(backend_id=backend_id, identity=identity) for identity in identities],
+            ignore_conflicts=True)
+        return {c.identity: c for c in Connection.objects.filter(
+            backend_id=backend_id, identity__in=identities)}
+    meta, quote = Connection._meta, connection.ops.quote_name
+    columns = [field.column for field in meta.concrete_fields]
+    attnames = [field.attname for field in meta.concrete_fields]
+    backend_column, identity_column = (meta.get_field(name).column for name in ("backend", "identity"))
+    select = (f"SELECT {', '.join(map(quote, columns))} FROM {quote(meta.db_table)} "
+              f"WHERE {quote(backend_column)} = %s AND {quote(identity_column)} IN ")
+    found: dict[str, Connection] = {}
+
+    def read(cursor: Any) -> None:
+        for values in cursor.fetchall():
+            row = Connection.from_db(connection.alias, attnames, values)
+            found[row.identity] = row
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"{select}({_marks(identities)})", [backend_id, *identities])
+        read(cursor)
+        missing = [identity for identity in identities if identity not in found]
+        if missing:
+            cursor.execute(
+                f"{connection.ops.insert_statement(on_conflict=OnConflict.IGNORE)} "
+                f"{quote(meta.db_table)} ({quote(backend_column)}, {quote(identity_column)}) "
+                f"VALUES {', '.join(['(%s, %s)'] * len(missing))} "
+                f"{connection.ops.on_conflict_suffix_sql([], OnConflict.IGNORE, [], [])} "
+                f"RETURNING {', '.join(map(quote, columns))}",
+                [value for identity in missing for value in (backend_id, identity)])
+            read(cursor)
+        if raced := [identity for identity in missing if identity not in found]:
+            cursor.execute(f"{select}({_marks(raced)})", [backend_id, *raced])
+            read(cursor)
+    return found
+
+
+def _connection(model: type[Any] = Message) -> BaseDatabaseWrapper:
+    return connections[router.db_for_write(model)]
 
 
 def _together(connection: BaseDatabaseWrapper, statements: int) -> AbstractContextManager[Any]:

@@ -79,3 +79,49 @@ def test_nothing_to_write_runs_no_query(django_assert_num_queries):
     with django_assert_num_queries(0):
         statements.insert([])
         statements.update([], {"status": "sent"})
+
+
+def test_connections_are_found_or_made_once(number):
+    made = statements.connections_of(number.backend_id, ["+1", "+2", "+3"])
+    assert made["+1"].pk == number.pk and not made["+2"]._state.adding
+    assert sorted(Connection.objects.values_list("identity", "pk")) == sorted(
+        (identity, row.pk) for identity, row in made.items())
+    again = statements.connections_of(number.backend_id, ["+3", "+2"])
+    assert {i: c.pk for i, c in again.items()} == {"+2": made["+2"].pk, "+3": made["+3"].pk}
+    assert Connection.objects.count() == 3
+
+
+#: A trigger that makes the '+9' row just before our INSERT of it does, as a concurrent
+#: webhook would between our SELECT and our INSERT.
+RACE = {
+    "sqlite": (
+        ["CREATE TEMP TRIGGER race BEFORE INSERT ON smsrouter_connection "
+         "WHEN NEW.identity = '+9' BEGIN "
+         "INSERT OR IGNORE INTO smsrouter_connection (backend_id, identity) "
+         "VALUES (NEW.backend_id, '+9'); END"],
+        ["DROP TRIGGER race"]),
+    "postgresql": (
+        ["CREATE FUNCTION pg_temp.race() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+         "IF NEW.identity = '+9' AND pg_trigger_depth() = 1 THEN "
+         "INSERT INTO smsrouter_connection (backend_id, identity) "
+         "VALUES (NEW.backend_id, '+9') ON CONFLICT DO NOTHING; END IF; RETURN NEW; END $$",
+         "CREATE TRIGGER race BEFORE INSERT ON smsrouter_connection "
+         "FOR EACH ROW EXECUTE FUNCTION pg_temp.race()"],
+        ["DROP TRIGGER race ON smsrouter_connection", "DROP FUNCTION pg_temp.race()"]),
+}
+
+
+def test_a_number_another_process_made_meanwhile_is_found_not_duplicated(number):
+    create, drop = RACE[db.vendor]
+    with db.cursor() as cursor:
+        for sql in create:
+            cursor.execute(sql)
+    try:
+        made = statements.connections_of(number.backend_id, ["+8", "+9"])
+    finally:
+        with db.cursor() as cursor:
+            for sql in drop:
+                cursor.execute(sql)
+    assert set(made) == {"+8", "+9"}
+    assert made["+9"].pk == Connection.objects.get(identity="+9").pk
+    assert Connection.objects.filter(identity="+9").count() == 1
