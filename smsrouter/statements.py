@@ -8,7 +8,8 @@ carry, so their SQL is put together from the model's own fields and table, and r
 through Django's cursor: values are adapted by the fields, errors translated
 (IntegrityError stays IntegrityError) and queries logged as the ORM's are.
 
-A database that cannot return the rows it inserts (MySQL) gets the ORM instead.
+A database that cannot return the rows it inserts (MySQL) gets the ORM instead, a row
+at a time where ids are wanted.
 """
 
 from collections.abc import Iterator, Sequence
@@ -36,8 +37,10 @@ def insert(records: Sequence[Message]) -> None:
     if not records:
         return
     connection = _connection()
-    if not connection.features.can_return_rows_from_bulk_insert:
-        Message.objects.bulk_create(records)
+    if not connection.features.can_return_rows_from_bulk_insert:  # nor does bulk_create
+        with _together(connection, len(records)):
+            for record in records:
+                record.save(force_insert=True, using=connection.alias)
         return
     quote = connection.ops.quote_name
     head = (f"INSERT INTO {quote(_meta.db_table)} "

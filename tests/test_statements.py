@@ -125,3 +125,15 @@ def test_a_number_another_process_made_meanwhile_is_found_not_duplicated(number)
     assert set(made) == {"+8", "+9"}
     assert made["+9"].pk == Connection.objects.get(identity="+9").pk
     assert Connection.objects.filter(identity="+9").count() == 1
+
+
+def test_a_database_that_cannot_return_inserted_rows_gets_the_orm(number, monkeypatch):
+    """As MySQL: the same results, by bulk_create and a query."""
+    monkeypatch.setattr(type(db.features), "can_return_rows_from_bulk_insert", False)
+    records = [new(number, "a"), new(number, "b")]
+    statements.insert(records)
+    assert [(r.pk, r.text) for r in records] == list(
+        Message.objects.order_by("pk").values_list("pk", "text"))
+    made = statements.connections_of(number.backend_id, ["+1", "+2"])
+    assert made["+1"].pk == number.pk
+    assert made["+2"].pk == Connection.objects.get(identity="+2").pk
