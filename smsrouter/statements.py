@@ -129,9 +129,9 @@ def _connection(model: type[Any] = Message) -> BaseDatabaseWrapper:
     return connections[router.db_for_write(model)]
 
 
-def _together(connection: BaseDatabaseWrapper, statements: int) -> AbstractContextManager[Any]:
+def _together(connection: BaseDatabaseWrapper, count: int) -> AbstractContextManager[Any]:
     """A transaction around several statements, as bulk_create has; one needs none."""
-    if statements > 1:
+    if count > 1:
         return transaction.atomic(using=connection.alias, savepoint=False)
     return nullcontext()
 
