@@ -19,9 +19,9 @@ logger = logging.getLogger(__name__)
 class IncomingWorker(AsyncConsumer):
     async def smsrouter_route(self, event: dict[str, Any]) -> None:  # type "smsrouter.route"
         try:
-            await database_sync_to_async(workers.route_by_id)(event["message_id"])
+            await database_sync_to_async(workers.route_by_ids)(event["message_ids"])
         except Exception:
-            logger.exception("routing message %s failed", event.get("message_id"))
+            logger.exception("routing messages %s failed", event.get("message_ids"))
 
 
 class OutgoingWorker(AsyncConsumer):

@@ -27,8 +27,8 @@ from smsrouter.messages import IncomingMessage, OutgoingMessage
 INLINE, CELERY, CHANNELS = "inline", "celery", "channels"
 MODES = (INLINE, CELERY, CHANNELS)
 INCOMING_CHANNEL, OUTGOING_CHANNEL = "smsrouter.incoming", "smsrouter.outgoing"
-#: Ids per send task or channel message: enough to batch, few enough to spread.
-SEND_CHUNK = 100
+#: Ids per task or channel message: enough to batch, few enough to spread.
+IDS_PER_TASK = 100
 
 
 def mode() -> str:
@@ -79,14 +79,16 @@ def _enqueue(messages: Sequence[OutgoingMessage], due_at: datetime | None) -> Ca
     return enqueue
 
 
-def route_later(message_id: int) -> None:
-    """Hand an inbound message's id to a worker (celery and channels modes)."""
-    if mode() == CELERY:
-        from smsrouter.tasks import route_message
+def route_later(*message_ids: int) -> None:
+    """Hand inbound messages' ids to workers (celery and channels modes), in chunks: a
+    worker routes each chunk in one transaction."""
+    for chunk in in_chunks(message_ids):
+        if mode() == CELERY:
+            from smsrouter.tasks import route_messages
 
-        route_message.delay(message_id)
-    else:
-        _to_channel(INCOMING_CHANNEL, {"type": "smsrouter.route", "message_id": message_id})
+            route_messages.delay(chunk)
+        else:
+            _to_channel(INCOMING_CHANNEL, {"type": "smsrouter.route", "message_ids": chunk})
 
 
 def send_later(backend_name: str, ids: Sequence[int], due_at: datetime | None = None) -> None:
@@ -96,8 +98,7 @@ def send_later(backend_name: str, ids: Sequence[int], due_at: datetime | None = 
     if mode() == INLINE:
         return
     celery = mode() == CELERY
-    for start in range(0, len(ids), SEND_CHUNK):
-        chunk = list(ids[start:start + SEND_CHUNK])
+    for chunk in in_chunks(ids):
         if celery:
             from smsrouter.tasks import send_messages
 
@@ -105,6 +106,11 @@ def send_later(backend_name: str, ids: Sequence[int], due_at: datetime | None = 
         elif due_at is None or due_at <= timezone.now():
             _to_channel(OUTGOING_CHANNEL, {"type": "smsrouter.send", "backend": backend_name,
                                            "message_ids": chunk})
+
+
+def in_chunks(ids: Sequence[int]) -> list[list[int]]:
+    """The ids as a task or channel message takes them."""
+    return [list(ids[start:start + IDS_PER_TASK]) for start in range(0, len(ids), IDS_PER_TASK)]
 
 
 def _to_channel(channel: str, message: dict[str, object]) -> None:

@@ -27,9 +27,8 @@ def accept(items: list[Submitted], *, batch: bool = True) -> list[Accepted]:
     """
     stored = inbound.store_many(items) if batch else [inbound.store(*items[0])]
     if dispatch.mode() != dispatch.INLINE:
-        for msg, is_new in stored:
-            if is_new:
-                transaction.on_commit(partial(dispatch.route_later, msg.id))
+        if new_ids := [msg.id for msg, is_new in stored if is_new]:
+            transaction.on_commit(partial(dispatch.route_later, *new_ids))
         return [(msg, []) for msg, _ in stored]
     new = [msg for msg, is_new in stored if is_new]
     ready = dict(zip(map(id, new), inbound.route_many(new, isolated=batch), strict=True))

@@ -33,13 +33,12 @@ def recover(older_than: float) -> dict[str, int]:
     for pk, backend_name in outbound.values_list("pk", "backend__name"):
         by_backend[backend_name].append(pk)
     if dispatch.mode() == dispatch.INLINE:
-        for pk in inbound:
-            workers.route_by_id(pk)
+        for chunk in dispatch.in_chunks(inbound):
+            workers.route_by_ids(chunk)
         for backend_name, ids in by_backend.items():
             workers.send_by_ids(backend_name, ids)
     else:
-        for pk in inbound:
-            dispatch.route_later(pk)
+        dispatch.route_later(*inbound)
         for backend_name, ids in by_backend.items():
             dispatch.send_later(backend_name, ids)
     return {"inbound": len(inbound), "outbound": sum(map(len, by_backend.values()))}

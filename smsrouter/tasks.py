@@ -15,10 +15,10 @@ from smsrouter.router import loaded_apps, periodic_jobs
 TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
 
 
-@shared_task(name="smsrouter.route_message", **TASK_OPTIONS)
-def route_message(message_id: int) -> bool:
-    """Route one stored inbound message, unless it was routed already."""
-    return workers.route_by_id(message_id)
+@shared_task(name="smsrouter.route_messages", **TASK_OPTIONS)
+def route_messages(message_ids: list[int]) -> int:
+    """Route the stored inbound messages among these ids that were not routed already."""
+    return workers.route_by_ids(message_ids)
 
 
 @shared_task(name="smsrouter.send_messages", **TASK_OPTIONS)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from smsrouter import conf, dispatch, inbound, keptloop, outbound, ratelimit, signals
@@ -24,29 +25,51 @@ from smsrouter.router import Router, all_sync, resolve_app
 logger = logging.getLogger(__name__)
 
 
-def route_by_id(message_id: int) -> bool:
-    """Route a stored inbound message if it still waits; whether this call routed it.
+def route_by_ids(message_ids: Sequence[int]) -> int:
+    """Route those of the stored inbound messages that still wait; how many this call routed.
 
-    The claim and the routing share one transaction: a worker killed half-way leaves the
-    message "received", with none of its effects, for the next attempt; a second worker
-    skips the locked row. Replies are handed on for sending once it commits.
+    The claim and the routing share one transaction: a worker killed half-way leaves its
+    messages "received", with none of their effects, for the next attempt; a second worker
+    skips the locked rows. Replies are handed on for sending once it commits, together.
+    With blocking apps, a task's ids are routed in one transaction, each message in a
+    savepoint of its own (as concurrent webhooks are inline): the hand-off then costs one
+    task, one claim and one commit per batch rather than per message.
     """
     drop_broken_connections()
+    if not all_sync():
+        return sum(_route_alone(pk) for pk in message_ids)
     with transaction.atomic():
-        record = (
-            Message.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("connection__backend")
-            .filter(pk=message_id, direction=Direction.IN, status=Status.RECEIVED)
-            .first()
-        )
-        if record is None:
-            return False
-        msg = IncomingMessage(record, record.connection)
-        if not all_sync():
+        msgs = _claim_inbound(message_ids)
+        if not msgs:
+            return 0
+        replies = [reply for ready in inbound.route_many(msgs) for reply in ready]
+        if replies:
+            dispatch.send_blocking(replies)
+    return len(msgs)
+
+
+def route_by_id(message_id: int) -> bool:
+    """`route_by_ids()` for one id: whether this call routed it."""
+    return route_by_ids([message_id]) == 1
+
+
+def _route_alone(message_id: int) -> int:
+    """Route one message with asynchronous apps, on this thread's kept loop."""
+    with transaction.atomic():
+        msgs = _claim_inbound([message_id])
+        for msg in msgs:
             keptloop.run(inbound.route, msg)
-        elif ready := inbound.route_blocking(msg):
-            dispatch.send_blocking(ready)
-    return True
+    return len(msgs)
+
+
+def _claim_inbound(message_ids: Sequence[int]) -> list[IncomingMessage]:
+    records = (
+        Message.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("connection__backend")
+        .filter(pk__in=list(message_ids), direction=Direction.IN, status=Status.RECEIVED)
+        .order_by("pk")
+    )
+    return [IncomingMessage(record, record.connection) for record in records]
 
 
 def send_by_ids(backend_name: str, message_ids: Sequence[int]) -> int:
@@ -81,10 +104,11 @@ def _claim(backend_name: str, message_ids: Sequence[int]) -> list[OutgoingMessag
             .exclude(due_at__gt=now)
             .order_by("pk")
         )
+        Message.objects.filter(pk__in=[record.pk for record in records]).update(
+            status=Status.SENDING, attempts=F("attempts") + 1, updated_at=now)
         for record in records:
             record.status, record.attempts, record.updated_at = (
                 Status.SENDING, record.attempts + 1, now)
-        Message.objects.bulk_update(records, ["status", "attempts", "updated_at"])
         signals.changed(records)
     return [
         OutgoingMessage(

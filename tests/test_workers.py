@@ -2,6 +2,7 @@
 
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
@@ -63,6 +64,60 @@ def test_a_worker_dying_mid_routing_leaves_no_trace_and_the_message_waiting(queu
     Message.objects.filter(pk=msg.id).update(text="live")
     assert workers.route_by_id(msg.id) is True
     assert list(Contact.objects.values_list("name", flat=True)) == ["from live"]
+
+
+def test_a_batch_of_webhooks_hands_its_ids_to_workers_in_tasks_of_a_hundred(queued, monkeypatch,
+                                                                           django_capture_on_commit_callbacks):
+    """One task per hundred messages, not per message: the hand-off costs a worker little."""
+    from smsrouter import intake, tasks
+
+    delayed = []
+    monkeypatch.setattr(tasks, "route_messages", SimpleNamespace(delay=delayed.append))
+    items = [("gw", f"+{n}", f"echo {n}", None, None) for n in range(150)]
+    with django_capture_on_commit_callbacks(execute=True):
+        ids = [msg.id for msg, _ in intake.accept(items)]
+    assert delayed == [ids[:100], ids[100:]]
+    assert statuses("in") == ["received"] * 150
+
+
+def test_a_tasks_ids_are_routed_once_each_and_their_replies_go_on_together(
+        queued, settings, monkeypatch, django_capture_on_commit_callbacks):
+    """An app's failed query spoils only its own message (on PostgreSQL it would doom the
+    batch's transaction but for each message's savepoint)."""
+    settings.SMSROUTER_APPS = ["tests.apps.BadQueryOnOops", "smsrouter.contrib.echo.EchoApp"]
+    handed_on = []
+    monkeypatch.setattr(dispatch, "send_later",
+                        lambda backend, ids, due_at=None: handed_on.append((backend, list(ids))))
+    ids = [smsrouter.incoming("gw", f"+{n}", text).id
+           for n, text in enumerate(["echo a", "oops", "echo b"])]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert workers.route_by_ids([*ids, ids[0]]) == 3
+    assert workers.route_by_ids(ids) == 0
+    replies = list(Message.objects.filter(direction="out").order_by("pk").values_list("pk", "text"))
+    assert [text for _, text in replies] == ["a", "b"] and statuses("out") == ["queued"] * 2
+    assert handed_on == [("gw", [pk for pk, _ in replies])]
+    routed = dict(Message.objects.filter(direction="in").values_list("text", "status"))
+    assert routed["echo a"] == routed["echo b"] == "handled"
+    assert routed["oops"] in ("handled", "failed")
+
+
+def test_a_worker_dying_mid_batch_leaves_the_whole_batch_waiting(queued, settings):
+    settings.SMSROUTER_APPS = ["tests.apps.WritesThenDies"]
+    ids = [smsrouter.incoming("gw", "+1", "first").id, smsrouter.incoming("gw", "+2", "die").id]
+    with pytest.raises(apps.WorkerKilled):
+        workers.route_by_ids(ids)
+    assert statuses("in") == ["received", "received"] and statuses("out") == []
+    assert not Contact.objects.exists()
+
+
+def test_a_tasks_messages_with_async_apps_are_routed_each_in_its_own_transaction(queued, settings):
+    settings.SMSROUTER_APPS = ["tests.apps.AsyncHandles"]
+    ids = [smsrouter.incoming("gw", f"+{n}", f"hi {n}").id for n in range(3)]
+    assert workers.route_by_ids([*ids, ids[0]]) == 3
+    assert workers.route_by_ids(ids) == 0
+    assert statuses("in") == ["handled"] * 3 and statuses("out") == ["queued"] * 3
+    assert sorted(Message.objects.filter(direction="out").values_list("text", flat=True)) == [
+        "async hi 0", "async hi 1", "async hi 2"]
 
 
 def test_sending_claims_queued_messages_and_records_the_outcome(queued):
