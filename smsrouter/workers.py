@@ -30,21 +30,20 @@ def route_by_ids(message_ids: Sequence[int]) -> int:
 
     The claim and the routing share one transaction: a worker killed half-way leaves its
     messages "received", with none of their effects, for the next attempt; a second worker
-    skips the locked rows. Replies are handed on for sending once it commits, together.
-    With blocking apps, a task's ids are routed in one transaction, each message in a
-    savepoint of its own (as concurrent webhooks are inline): the hand-off then costs one
-    task, one claim and one commit per batch rather than per message.
+    skips the locked rows. With blocking apps, all the ids are routed in one transaction,
+    each message in a savepoint of its own (as concurrent webhooks are inline), and their
+    replies are handed on together once it has committed: one task, one claim and one
+    commit per batch rather than per message. With `async def` phases, each message has a
+    transaction of its own.
     """
     drop_broken_connections()
     if not all_sync():
         return sum(_route_alone(pk) for pk in message_ids)
     with transaction.atomic():
         msgs = _claim_inbound(message_ids)
-        if not msgs:
-            return 0
-        replies = [reply for ready in inbound.route_many(msgs) for reply in ready]
-        if replies:
-            dispatch.send_blocking(replies)
+        replies = [reply for ready in inbound.route_many(msgs) for reply in ready] if msgs else []
+    if replies:
+        dispatch.send_blocking(replies)
     return len(msgs)
 
 
