@@ -8,8 +8,8 @@ each on a fresh database; the machine's load average is printed beside them.
 
 RapidSMS runs twice: with the demo's pragmas, so that the routers are compared rather
 than the SQLite settings, and with Django's defaults (rollback journal, synchronous=FULL),
-as a RapidSMS project runs unless it sets pragmas itself. The issue's baseline of about
-215 msg/s was measured that way.
+as a RapidSMS project runs unless it sets pragmas itself. That second figure is close to
+the issue's baseline of about 215 msg/s.
 
 Usage: .venv/bin/python bench/routing_vs_rapidsms.py [-n 5000] [-r 3] [--json PATH]
 """
