@@ -197,6 +197,22 @@ def test_recovery_routes_and_sends_what_was_left_behind(queued, settings):
     assert fresh_in.id
 
 
+def test_recovery_hands_what_was_left_behind_to_workers_in_tasks(queued, monkeypatch):
+    from smsrouter import tasks
+
+    routed, sent = [], []
+    monkeypatch.setattr(tasks, "route_messages", SimpleNamespace(delay=routed.append))
+    monkeypatch.setattr(tasks, "send_messages",
+                        SimpleNamespace(apply_async=lambda args, eta: sent.append(args)))
+    inbound = [smsrouter.incoming("gw", f"+{n}", "echo lost").id for n in range(150)]
+    outbound = [msg.id for msg in smsrouter.send("lost", ["+1", "+2"], backend="gw")]
+    Message.objects.update(updated_at=timezone.now() - timedelta(minutes=10))
+    assert recovery.recover(older_than=300) == {"inbound": 150, "outbound": 2}
+    assert [len(ids) for ids in routed] == [100, 50]
+    assert sorted(pk for ids in routed for pk in ids) == inbound
+    assert sent == [("gw", outbound)]
+
+
 def test_the_recover_command(queued, settings):
     settings.SMSROUTER_PROCESSING = "inline"
     smsrouter.incoming("gw", "+1", "echo hi")
