@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from smsrouter import gsm, outbound, signals, statements
-from smsrouter.connections import get_connection, get_connections
+from smsrouter.addressbook import get_connection, get_connections
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Direction, Message, Status
 from smsrouter.router import Router, drive

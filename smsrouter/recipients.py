@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from smsrouter import conf
 from smsrouter.backends import backends
-from smsrouter.connections import get_connections
+from smsrouter.addressbook import get_connections
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Connection
 

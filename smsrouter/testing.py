@@ -71,16 +71,16 @@ def sms(request: pytest.FixtureRequest, settings: Any, db: None) -> Iterator[Har
     transaction never commits): a test that rolls back a savepoint around the first
     message from a number should not send from that number again.
     """
-    from smsrouter import connections
+    from smsrouter import addressbook
 
     if marker := request.node.get_closest_marker("sms_apps"):
         settings.SMSROUTER_APPS = list(marker.args)
     names = [*getattr(settings, "INSTALLED_BACKENDS", {}), TEST_BACKEND]
     settings.INSTALLED_BACKENDS = {name: {"ENGINE": LOCMEM} for name in names}
     settings.SMSROUTER_PROCESSING = "inline"
-    connections.trust_uncommitted(True)
+    addressbook.trust_uncommitted(True)
     yield Harness()
-    connections.trust_uncommitted(False)
+    addressbook.trust_uncommitted(False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -89,5 +89,5 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     """Forget cached Backend and Connection rows: the test's database is gone."""
-    if (connections := sys.modules.get("smsrouter.connections")) is not None:
-        connections.clear()
+    if (addressbook := sys.modules.get("smsrouter.addressbook")) is not None:
+        addressbook.clear()

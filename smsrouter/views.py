@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from smsrouter import delivery
+from smsrouter import reports
 from smsrouter.api import aincoming
 from smsrouter.backends import backends
 from smsrouter.backends.base import BaseBackend
@@ -37,8 +37,8 @@ async def _accept_message(backend: BaseBackend, request: HttpRequest) -> HttpRes
 
 
 async def _record_reports(backend: BaseBackend, request: HttpRequest) -> HttpResponse:
-    reports = backend.parse_status(request)
-    await sync_to_async(delivery.apply, thread_sensitive=True)(backend.name, reports)
+    parsed = backend.parse_status(request)
+    await sync_to_async(reports.apply, thread_sensitive=True)(backend.name, parsed)
     return backend.status_response()
 
 

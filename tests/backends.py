@@ -62,12 +62,12 @@ class FastReporter(ReportingBackend):
     async def send(self, messages):
         from asgiref.sync import sync_to_async
 
-        from smsrouter import delivery
+        from smsrouter import reports
         from smsrouter.backends.base import StatusReport
 
         await super().send(messages)
         report = StatusReport("delivered", "id", message_id=messages[0].id)
-        await sync_to_async(delivery.apply)(self.name, [report])
+        await sync_to_async(reports.apply)(self.name, [report])
 
 
 class DefersBackend(BaseBackend):

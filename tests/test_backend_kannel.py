@@ -15,7 +15,7 @@ from django.urls import clear_script_prefix, set_script_prefix
 import smsrouter
 from smsrouter import checks, outbound
 from smsrouter.backends.kannel import MAX_RECIPIENTS
-from smsrouter.connections import get_connection
+from smsrouter.addressbook import get_connection
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Message
 from tests.gateway import Answer

@@ -17,7 +17,7 @@ from django.test import RequestFactory
 from twilio.request_validator import RequestValidator
 
 import smsrouter
-from smsrouter import checks, http
+from smsrouter import checks, httpclient
 from smsrouter.backends import backends
 from smsrouter.backends.base import StatusReport
 from smsrouter.backends.twilio import TwilioBackend, signature
@@ -363,9 +363,9 @@ async def test_at_most_concurrency_requests_are_in_flight(monkeypatch):
             bound_reached.set()
         await release.wait()
         in_flight -= 1
-        return http.Answer(201, json.dumps({"sid": f"SM{kwargs['data']['To']}"}), "POST x")
+        return httpclient.Answer(201, json.dumps({"sid": f"SM{kwargs['data']['To']}"}), "POST x")
 
-    monkeypatch.setattr(http, "request", request)
+    monkeypatch.setattr(httpclient, "request", request)
     row = Backend(name="twilio")
     messages = [OutgoingMessage("hi", Connection(backend=row, identity=f"+{i}")) for i in range(25)]
     backend = TwilioBackend("twilio", account_sid=SID, auth_token=TOKEN, from_number=FROM)

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit
 from django.core.checks import CheckMessage, Error
 from django.http import HttpRequest
 
-from smsrouter import http
+from smsrouter import httpclient
 from smsrouter.backends.base import BaseBackend, Inbound, require_token
 from smsrouter.exceptions import BadInbound
 
@@ -112,7 +112,7 @@ class HttpBackend(BaseBackend):
         params = fill(self.config.get("outbound_params"), values)
         as_query = method == "GET"
         auth = self.config.get("outbound_auth")
-        answer = await http.request(
+        answer = await httpclient.request(
             method, url,
             params=params if as_query else None,
             data=None if as_query else params,

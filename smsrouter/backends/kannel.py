@@ -19,7 +19,7 @@ from django.core.checks import CheckMessage, Error
 from django.http import HttpRequest, HttpResponse
 from django.urls import get_script_prefix, reverse
 
-from smsrouter import gsm, http
+from smsrouter import gsm, httpclient
 from smsrouter.backends.base import BaseBackend, Inbound, StatusReport, require_token
 from smsrouter.exceptions import BadInbound, PermanentSendError
 from smsrouter.messages import OutgoingMessage
@@ -176,7 +176,7 @@ class KannelBackend(BaseBackend):
             params["dlr-mask"] = DLR_MASK
             params["dlr-url"] = self._dlr_url(batch[0])
         separator = "&" if "?" in self.sendsms_url else "?"
-        answer = await http.request("GET", self.sendsms_url + separator + urlencode(params))
+        answer = await httpclient.request("GET", self.sendsms_url + separator + urlencode(params))
         answer.raise_for_status()  # 202 "0: Accepted for delivery" or "3: Queued for later..."
 
     def _dlr_url(self, message: OutgoingMessage) -> str:

@@ -26,7 +26,7 @@ from channels.db import database_sync_to_async
 from django.core.checks import CheckMessage, Error
 from django.utils import timezone
 
-from smsrouter import delivery, workers
+from smsrouter import reports, workers
 from smsrouter.api import aincoming
 from smsrouter.backends.base import BaseBackend, StatusReport
 from smsrouter.exceptions import BadInbound, PermanentSendError, TemporarySendError
@@ -299,6 +299,6 @@ class SmppBackend(BaseBackend):
         report = StatusReport(status, "receipted_message_id", external_id=receipt.message_id,
                               error=error)
         try:
-            await database_sync_to_async(delivery.apply)(self.name, [report])
+            await database_sync_to_async(reports.apply)(self.name, [report])
         except BadInbound as exc:
             logger.warning("SMPP backend %s: receipt ignored: %s", self.name, exc)

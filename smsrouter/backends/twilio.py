@@ -18,7 +18,7 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
-from smsrouter import http
+from smsrouter import httpclient
 from smsrouter.backends.base import BaseBackend, Inbound, OptionType, StatusReport, form_inbound
 from smsrouter.exceptions import BadInbound, BadSignature, PermanentSendError
 from smsrouter.messages import OutgoingMessage
@@ -216,7 +216,7 @@ class TwilioBackend(BaseBackend):
             form["MessagingServiceSid"] = self.config["messaging_service_sid"]
         if callback:
             form["StatusCallback"] = callback
-        answer = await http.request(
+        answer = await httpclient.request(
             "POST", f"{api_url}/2010-04-01/Accounts/{account_sid}/Messages.json",
             data=form, auth=(account_sid, self.config["auth_token"]),
         )
@@ -224,7 +224,7 @@ class TwilioBackend(BaseBackend):
         return _sid(answer)
 
 
-def _sid(answer: http.Answer) -> str:
+def _sid(answer: httpclient.Answer) -> str:
     """The new message's sid; PermanentSendError if the answer has none, as then nothing
     proves that Twilio took the message (a proxy's page, a wrong api_url)."""
     try:
@@ -237,7 +237,7 @@ def _sid(answer: http.Answer) -> str:
     return sid
 
 
-def _twilio_error(answer: http.Answer) -> str | None:
+def _twilio_error(answer: httpclient.Answer) -> str | None:
     """Twilio's own words for a refusal: "Twilio error 21211: The 'To' number ..."."""
     try:
         body = answer.json()

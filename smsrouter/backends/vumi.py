@@ -10,7 +10,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from smsrouter import http
+from smsrouter import httpclient
 from smsrouter.backends.base import BaseBackend, Inbound, StatusReport, require_token
 from smsrouter.exceptions import BadInbound
 from smsrouter.messages import OutgoingMessage
@@ -60,7 +60,7 @@ class VumiBackend(BaseBackend):
         if message.in_response_to is not None and message.in_response_to.record.external_id:
             payload["in_reply_to"] = message.in_response_to.record.external_id
         user, password = self.config.get("sendsms_user"), self.config.get("sendsms_pass")
-        answer = await http.request("POST", self.config["sendsms_url"], json=payload,
+        answer = await httpclient.request("POST", self.config["sendsms_url"], json=payload,
                                     auth=(user, password or "") if user else None)
         answer.raise_for_status()
         try:

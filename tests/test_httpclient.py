@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from smsrouter import http
+from smsrouter import httpclient
 from smsrouter.exceptions import PermanentSendError, TemporarySendError
 
 
@@ -15,7 +15,7 @@ def run(coro):
 
 def test_a_request_reaches_the_gateway_with_its_params(gateway):
     gateway.answer(202, "0: Accepted for delivery")
-    answer = run(http.request("GET", f"{gateway.url}/cgi-bin/sendsms",
+    answer = run(httpclient.request("GET", f"{gateway.url}/cgi-bin/sendsms",
                               params={"to": "+255700000001", "coding": 2}))
     assert (answer.status, answer.text) == (202, "0: Accepted for delivery")
     assert gateway.requests[0].query == {"to": ["+255700000001"], "coding": ["2"]}
@@ -28,7 +28,7 @@ def test_a_request_reaches_the_gateway_with_its_params(gateway):
 )
 def test_status_codes_say_whether_to_retry(gateway, status, error):
     gateway.answer(status, "Temporal failure, try again later.")
-    answer = run(http.request("GET", f"{gateway.url}/send?password=secret"))
+    answer = run(httpclient.request("GET", f"{gateway.url}/send?password=secret"))
     with pytest.raises(error, match=f"answered {status}: Temporal failure") as raised:
         answer.raise_for_status()
     assert "secret" not in str(raised.value)
@@ -36,7 +36,7 @@ def test_status_codes_say_whether_to_retry(gateway, status, error):
 
 def test_2xx_and_3xx_pass(gateway):
     gateway.answer(202)
-    run(http.request("GET", gateway.url)).raise_for_status()
+    run(httpclient.request("GET", gateway.url)).raise_for_status()
 
 
 def test_an_unreachable_gateway_is_temporary_and_hides_credentials():
@@ -44,15 +44,15 @@ def test_an_unreachable_gateway_is_temporary_and_hides_credentials():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(TemporarySendError, match=f"GET http://127.0.0.1:{port}/send failed") as raised:
-        run(http.request("GET", f"http://user:pw@127.0.0.1:{port}/send", params={"password": "pw"}))
+        run(httpclient.request("GET", f"http://user:pw@127.0.0.1:{port}/send", params={"password": "pw"}))
     assert "pw" not in str(raised.value)
 
 
 def test_one_session_per_loop_closed_when_the_loop_shuts_down(gateway):
     async def sessions():
-        first = await http._session()
-        await http.request("GET", gateway.url)
-        return first, await http._session()
+        first = await httpclient._session()
+        await httpclient.request("GET", gateway.url)
+        return first, await httpclient._session()
 
     first, again = run(sessions())
     assert first is again
