@@ -58,12 +58,6 @@ class OutgoingMessage:
         self.status: str = record.status if record else Status.QUEUED
         self.external_id: str | None = record.external_id if record else None
         self.error: str = record.error if record else ""
-        #: Set with a failure that a later attempt may fix (the gateway was down, busy...).
-        self.retry = False
-        #: Set by a backend that left the message queued for another process to send.
-        self.deferred = False
-        #: When a message queued for a retry may be tried again.
-        self.due_at: datetime | None = record.due_at if record else None
 
     @property
     def id(self) -> int | None:

@@ -21,6 +21,37 @@ if TYPE_CHECKING:
 OptionType = type | tuple[type, ...]
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What the gateway said of one message."""
+
+    #: The gateway's id for it, when it gives one.
+    external_id: str | None = None
+    #: Not empty: the message was not sent, and why.
+    error: str = ""
+    #: With an error: a later attempt may succeed.
+    temporary: bool = False
+
+    def __post_init__(self) -> None:
+        if self.temporary and not self.error:
+            raise ValueError("a temporary Outcome needs the error that makes it one")
+
+    @property
+    def sent(self) -> bool:
+        return not self.error
+
+    @classmethod
+    def failure(cls, exc: Exception) -> Outcome:
+        """TemporarySendError -> temporary; any other exception -> permanent."""
+        # An exception without a message still has to read as a failure, not as sent.
+        return cls(error=str(exc) or type(exc).__name__,
+                   temporary=isinstance(exc, TemporarySendError))
+
+
+#: The gateway took the message and gave no id for it.
+SENT = Outcome()
+
+
 @dataclass
 class Inbound:
     """One message as a backend parsed it from a gateway's request."""
@@ -65,6 +96,9 @@ class BaseBackend:
     #: True for a backend whose send() never waits on I/O, as nothing leaves the process:
     #: blocking callers then run it without lending an event loop.
     in_process: ClassVar[bool] = False
+    #: True for a backend that sends only through a link the process that activated it
+    #: holds (an SMPP bind): that process runs a sender for it, and no other can send.
+    holds_link: ClassVar[bool] = False
     #: Requests in flight at once per process, unless the `concurrency` option says otherwise.
     default_concurrency: ClassVar[int] = 10
     #: Options every backend takes.
@@ -128,16 +162,23 @@ class BaseBackend:
         return phones.normalize(identity, self.config.get("default_region"))
 
     # Methods that subclasses implement.
-    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
         """Hand the messages to the gateway, as few calls as it allows.
 
-        Set `external_id` on a message when the gateway returns one. To fail only some
-        messages, set their `status` to "failed" and their `error`; raise to fail them all
-        (TemporarySendError when a retry may succeed). A backend that can only send from
-        the process holding its connection sets `deferred` on the messages it leaves
-        queued for that process.
+        One Outcome per message, in order. Raise to fail them all alike
+        (TemporarySendError when a retry may succeed). Must not touch the database:
+        everything it needs is on the messages (text, connection.identity, id,
+        in_response_to).
         """
         raise NotImplementedError(f"{type(self).__name__} must implement send().")
+
+    def ready(self) -> bool:
+        """Whether send() can run in this process now.
+
+        True unless the backend sends only through a link this process holds (SMPP):
+        the sender leaves such a backend's messages queued for the process whose link is up.
+        """
+        return True
 
     def parse_inbound(self, request: HttpRequest) -> Inbound:
         """Turn the gateway's webhook into an Inbound; raise InboundError to refuse it."""
@@ -158,37 +199,41 @@ class BaseBackend:
     async def send_parts(
         self,
         parts: Iterable[Sequence[OutgoingMessage]],
-        send_part: Callable[[Sequence[OutgoingMessage]], Awaitable[None]],
-    ) -> None:
+        send_part: Callable[[Sequence[OutgoingMessage]], Awaitable[Sequence[Outcome]]],
+    ) -> list[Outcome]:
         """For gateways that take a few messages per request: `concurrency` requests at a time.
 
-        A SendError from `send_part` fails that part's messages alone, the error kept on
-        each; a TemporarySendError also marks them for a retry.
+        `send_part` returns an Outcome for each message of its part. A SendError from it
+        fails that part's messages alone, alike (temporary for a TemporarySendError). The
+        Outcomes come in the order the parts list the messages.
         """
         limit = asyncio.Semaphore(self.config.get("concurrency") or self.default_concurrency)
 
-        async def one(part: Sequence[OutgoingMessage]) -> None:
+        async def one(part: Sequence[OutgoingMessage]) -> list[Outcome]:
             async with limit:
                 try:
-                    await send_part(part)
+                    outcomes = list(await send_part(part))
                 except SendError as exc:
-                    for message in part:
-                        message.status, message.error = "failed", str(exc)
-                        message.retry = isinstance(exc, TemporarySendError)
+                    return [Outcome.failure(exc)] * len(part)
+            if len(outcomes) != len(part):
+                raise TypeError(f"{type(self).__name__} gave {len(outcomes)} outcome(s) "
+                                f"for a part of {len(part)} message(s)")
+            return outcomes
 
-        await asyncio.gather(*(one(part) for part in parts))
+        answers = await asyncio.gather(*(one(part) for part in parts))
+        return [outcome for outcomes in answers for outcome in outcomes]
 
     async def send_each(
         self,
         messages: Sequence[OutgoingMessage],
         send_one: Callable[[OutgoingMessage], Awaitable[str | None]],
-    ) -> None:
+    ) -> list[Outcome]:
         """For APIs that take one message per request; `send_one` returns the gateway's id."""
 
-        async def part(single: Sequence[OutgoingMessage]) -> None:
-            single[0].external_id = await send_one(single[0])
+        async def part(single: Sequence[OutgoingMessage]) -> list[Outcome]:
+            return [Outcome(external_id=await send_one(single[0]))]
 
-        await self.send_parts([[message] for message in messages], part)
+        return await self.send_parts([[message] for message in messages], part)
 
 
 def form_inbound(request: HttpRequest, identity_field: str, text_field: str) -> Inbound:

@@ -24,7 +24,7 @@ from django.core.checks import CheckMessage, Error
 from django.http import HttpRequest
 
 from smsrouter import httpclient
-from smsrouter.backends.base import BaseBackend, Inbound, require_token
+from smsrouter.backends.base import BaseBackend, Inbound, Outcome, require_token
 from smsrouter.exceptions import BadInbound
 
 if TYPE_CHECKING:
@@ -100,9 +100,9 @@ class HttpBackend(BaseBackend):
         external_id = data.get(id_param) if id_param else None
         return Inbound(identity=identity, text=data[text_param], external_id=external_id or None)
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
         """One request per message, the template filled with its values."""
-        await self.send_each(messages, self._request)
+        return await self.send_each(messages, self._request)
 
     async def _request(self, message: OutgoingMessage) -> None:
         values = {"identity": message.connection.identity, "text": message.text, "id": message.id}

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from django.http import HttpRequest
 
-from smsrouter.backends.base import BaseBackend, Inbound, form_inbound
+from smsrouter.backends.base import SENT, BaseBackend, Inbound, Outcome, form_inbound
 from smsrouter.messages import OutgoingMessage
 
 
@@ -18,8 +18,9 @@ class HttpTesterBackend(BaseBackend):
     inbound_methods = ("POST",)
     in_process = True
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
         """Nothing to hand over: the httptester page reads replies from the database."""
+        return [SENT] * len(messages)
 
     def parse_inbound(self, request: HttpRequest) -> Inbound:
         return form_inbound(request, "identity", "text")

@@ -10,6 +10,7 @@ GSM-7 cannot carry goes out as UCS-2 (`coding=2`), or its characters would be lo
 """
 
 import codecs
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import get_script_prefix, reverse
 
 from smsrouter import gsm, httpclient
-from smsrouter.backends.base import BaseBackend, Inbound, StatusReport, require_token
+from smsrouter.backends.base import SENT, BaseBackend, Inbound, Outcome, StatusReport, require_token
 from smsrouter.exceptions import BadInbound, PermanentSendError
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
@@ -140,7 +141,7 @@ class KannelBackend(BaseBackend):
         """Empty: Kannel would send a non-empty body back to the phone as an SMS."""
         return HttpResponse(b"", content_type="text/plain")
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
         """Hand the messages to sendsms; a SendError fails only its request's messages.
 
         Without delivery reports, the recipients of one text share a request (`to` takes
@@ -148,16 +149,21 @@ class KannelBackend(BaseBackend):
         since its dlr-url must say which message Kannel reports on.
         """
         if self.delivery_report_url:
-            batches = [[message] for message in messages]
+            groups = [[index] for index in range(len(messages))]
         else:
-            by_text: dict[str, list[OutgoingMessage]] = defaultdict(list)
-            for message in messages:
-                by_text[message.text].append(message)
-            batches = [same[start:start + MAX_RECIPIENTS] for same in by_text.values()
-                       for start in range(0, len(same), MAX_RECIPIENTS)]
-        await self.send_parts(batches, self._sendsms)
+            by_text: dict[str, list[int]] = defaultdict(list)
+            for index, message in enumerate(messages):
+                by_text[message.text].append(index)
+            groups = [same[start:start + MAX_RECIPIENTS] for same in by_text.values()
+                      for start in range(0, len(same), MAX_RECIPIENTS)]
+        outcomes = await self.send_parts([[messages[i] for i in group] for group in groups],
+                                         self._sendsms)
+        in_order: list[Outcome] = [SENT] * len(messages)
+        for index, outcome in zip(itertools.chain.from_iterable(groups), outcomes, strict=True):
+            in_order[index] = outcome  # from the requests' order (by text) to the messages'
+        return in_order
 
-    async def _sendsms(self, batch: Sequence[OutgoingMessage]) -> None:
+    async def _sendsms(self, batch: Sequence[OutgoingMessage]) -> list[Outcome]:
         text = batch[0].text
         try:
             encoded = text.encode(self.charset, self.encode_errors)
@@ -178,6 +184,7 @@ class KannelBackend(BaseBackend):
         separator = "&" if "?" in self.sendsms_url else "?"
         answer = await httpclient.request("GET", self.sendsms_url + separator + urlencode(params))
         answer.raise_for_status()  # 202 "0: Accepted for delivery" or "3: Queued for later..."
+        return [SENT] * len(batch)  # no id: reports find the message by the dlr-url's
 
     def _dlr_url(self, message: OutgoingMessage) -> str:
         """Where Kannel reports on the message, filling in `%d` (type) and `%A` (SMSC answer).

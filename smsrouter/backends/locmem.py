@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from django.http import HttpRequest
 
-from smsrouter.backends.base import BaseBackend, Inbound, form_inbound
+from smsrouter.backends.base import SENT, BaseBackend, Inbound, Outcome, form_inbound
 from smsrouter.messages import OutgoingMessage
 
 #: Every message any LocmemBackend sent, in order. Tests empty it between runs.
@@ -17,8 +17,9 @@ class LocmemBackend(BaseBackend):
     inbound_methods = ("POST",)
     in_process = True
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
         outbox.extend(messages)
+        return [SENT] * len(messages)
 
     def parse_inbound(self, request: HttpRequest) -> Inbound:
         return form_inbound(request, "identity", "text")

@@ -19,7 +19,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
 from smsrouter import httpclient
-from smsrouter.backends.base import BaseBackend, Inbound, OptionType, StatusReport, form_inbound
+from smsrouter.backends.base import (BaseBackend, Inbound, OptionType, Outcome, StatusReport,
+                                     form_inbound)
 from smsrouter.exceptions import BadInbound, BadSignature, PermanentSendError
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
@@ -190,14 +191,14 @@ class TwilioBackend(BaseBackend):
         return request.build_absolute_uri()
 
     # Outbound messages.
-    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
         """One REST call per message (Twilio has no bulk send), a few at a time.
 
         A message Twilio refuses fails alone, with Twilio's error code and message; one it
-        could not take (unreachable, 429, 5xx) fails alone too, marked for a retry.
+        could not take (unreachable, 429, 5xx) fails alone too, as temporary.
         """
         callback = self.status_callback_url()
-        await self.send_each(messages, lambda msg: self._send_one(msg, callback))
+        return await self.send_each(messages, lambda msg: self._send_one(msg, callback))
 
     def status_callback_url(self) -> str | None:
         """Where Twilio reports each message's fate; None without public_url to reach us."""

@@ -11,7 +11,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from smsrouter import httpclient
-from smsrouter.backends.base import BaseBackend, Inbound, StatusReport, require_token
+from smsrouter.backends.base import BaseBackend, Inbound, Outcome, StatusReport, require_token
 from smsrouter.exceptions import BadInbound
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
@@ -46,9 +46,9 @@ class VumiBackend(BaseBackend):
     def inbound_response(self) -> HttpResponse:
         return HttpResponse(b"")
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
         """One POST per message: Vumi takes one address each."""
-        await self.send_each(messages, self._post)
+        return await self.send_each(messages, self._post)
 
     async def _post(self, message: OutgoingMessage) -> str | None:
         payload: dict[str, Any] = {
