@@ -1,11 +1,10 @@
 """SMPP 3.4: a bind to an SMSC, kept by the one process that activated this backend.
 
 The bind lives in an event loop: the ASGI server's (activate() at lifespan startup) or
-that of `manage.py smsrouter_connect <name>`. Only that process can submit. Any other
-process (a web worker, a Celery worker) that is asked to send leaves the message queued
-(`deferred`), and this process's feeder picks it up from the database within a second:
-no outbound message is lost while unbound, and none is sent twice, since every send
-claims its rows first (`workers.send_by_ids`).
+that of `manage.py smsrouter_connect <name>`. Only that process can submit, so only its
+sender sends for this backend: ready() is False elsewhere, and while unbound, so the
+messages stay queued until the bind is up (which wakes the scheduler). None is lost while
+unbound, and none is sent twice, since the sender claims its rows first.
 
 Inbound deliver_sm PDUs become `aincoming()` calls (multipart texts reassembled first),
 and delivery receipts move the outgoing message they name to delivered or failed.
@@ -15,7 +14,6 @@ Codings and the choices behind them: smsrouter/smpp/pdu.py and docs/backends/smp
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -24,14 +22,13 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.core.checks import CheckMessage, Error
-from django.utils import timezone
 
-from smsrouter import reports, workers
+from smsrouter import reports
 from smsrouter.api import aincoming
-from smsrouter.backends.base import BaseBackend, StatusReport
+from smsrouter.backends.base import BaseBackend, Outcome, StatusReport
 from smsrouter.exceptions import BadInbound, PermanentSendError, TemporarySendError
 from smsrouter.messages import OutgoingMessage
-from smsrouter.models import Direction, Message, Status
+from smsrouter.models import Status
 from smsrouter.smpp import pdu
 from smsrouter.smpp.client import BOUND, Link, LinkDown
 from smsrouter.smpp.pdu import Command, Pdu
@@ -47,10 +44,6 @@ TEMPORARY = {pdu.ESME_RTHROTTLED, pdu.ESME_RMSGQFUL}
 RECEIPT_STATUS = {"DELIVRD": Status.DELIVERED, "UNDELIV": Status.FAILED,
                   "EXPIRED": Status.FAILED, "REJECTD": Status.FAILED,
                   "DELETED": Status.FAILED, "ENROUTE": Status.SENT, "ACCEPTD": Status.SENT}
-#: How often the feeder looks for messages other processes left queued.
-FEED_EVERY = 1.0
-#: Ids the feeder hands on per call.
-FEED_BATCH = 100
 #: Parts of a long inbound text are forgotten if the rest has not come by then (seconds).
 PARTS_KEPT = 600.0
 
@@ -65,6 +58,7 @@ class SmppBackend(BaseBackend):
         "reconnect_backoff": (int, float),
     }
     required_config = ("host", "port")
+    holds_link = True
     #: submit_sm PDUs in flight at once: the SMPP window.
     default_concurrency = 10
 
@@ -79,10 +73,7 @@ class SmppBackend(BaseBackend):
         self.state_listeners: list[Callable[[str, str], None]] = []
         self._references = itertools.cycle(range(256))
         self._next_submit = 0.0
-        self._in_flight: set[int] = set()
         self._parts: dict[tuple[str, int, int], tuple[float, dict[int, str]]] = {}
-        self._wake: asyncio.Event | None = None
-        self._feeder: asyncio.Task[None] | None = None
 
     @classmethod
     def check_config(cls, name: str, config: dict[str, Any]) -> list[CheckMessage]:
@@ -122,7 +113,7 @@ class SmppBackend(BaseBackend):
 
     # The link, in this process.
     async def activate(self) -> None:
-        """Bind in the running loop, and feed the queue to the SMSC while bound."""
+        """Bind in the running loop; the link binds again by itself after a drop."""
         if self.link is not None:
             return
         self.link = Link(
@@ -135,80 +126,43 @@ class SmppBackend(BaseBackend):
             reconnect_backoff=self.config.get("reconnect_backoff", 60),
             on_deliver=self._on_deliver, on_state=self._on_state,
         )
-        self._wake = asyncio.Event()
         self.link.start()
-        if self.bind_type != "receiver":
-            self._feeder = asyncio.create_task(self._feed(), name=f"smpp feeder {self.name}")
 
     async def deactivate(self) -> None:
-        """Stop feeding, unbind, close the connection."""
-        if self._feeder is not None:
-            self._feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._feeder
-            self._feeder = None
+        """Unbind and close the connection."""
         if self.link is not None:
             await self.link.stop()
             self.link = None
 
+    def ready(self) -> bool:
+        """Bound, in the loop asking, and not as a receiver (which cannot submit)."""
+        if self.bind_type == "receiver" or self.link is None:
+            return False
+        try:
+            return self.link.bound
+        except RuntimeError:  # no running loop, so not the link's
+            return False
+
     def _on_state(self, state: str, detail: str) -> None:
         log = logger.info if state == BOUND else logger.warning
         log("SMPP backend %s: %s %s", self.name, state, detail)
-        if state == BOUND and self._wake is not None:
-            self._wake.set()
+        if state == BOUND and self.bind_type != "receiver":
+            from smsrouter import scheduler
+
+            scheduler.wake()  # what was left queued while unbound goes now
         for listener in self.state_listeners:
             listener(state, detail)
 
-    async def _feed(self) -> None:
-        """Send what is queued for this backend while bound: every second, or at once
-        after a bind or a full batch."""
-        wake = self._wake
-        assert wake is not None
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), FEED_EVERY)
-            wake.clear()
-            if self.link is None or not self.link.bound:
-                continue
-            try:
-                ids = await database_sync_to_async(self._due_ids)()
-                if ids:
-                    await database_sync_to_async(workers.send_by_ids)(self.name, ids)
-            except Exception:
-                logger.exception("SMPP backend %s: feeding queued messages failed", self.name)
-                continue
-            if len(ids) == FEED_BATCH:
-                wake.set()
-
-    def _due_ids(self) -> list[int]:
-        return list(
-            Message.objects.filter(backend__name=self.name, direction=Direction.OUT,
-                                   status=Status.QUEUED)
-            .exclude(due_at__gt=timezone.now())
-            .order_by("pk").values_list("pk", flat=True)[:FEED_BATCH]
-        )
-
     # Outbound.
-    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
-        """submit_sm each message when this process holds the bind; else leave it queued.
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
+        """submit_sm each message through this process's bind.
 
-        A message already being submitted here (the feeder and an inline send may both
-        pick it up) is left to that submission.
+        The sender calls it only while ready(); a message whose first part finds the link
+        down meanwhile fails as temporary, to be sent again once it binds.
         """
         if self.bind_type == "receiver":
             raise PermanentSendError(f"backend {self.name!r} binds as a receiver: it cannot send")
-        fresh = []
-        for message in messages:
-            if self.link is None or not self.link.bound or message.id in self._in_flight:
-                message.deferred = True
-            else:
-                fresh.append(message)
-        ids = {message.id for message in fresh if message.id is not None}
-        self._in_flight |= ids
-        try:
-            await self.send_each(fresh, self._submit)
-        finally:
-            self._in_flight -= ids
+        return await self.send_each(messages, self._submit)
 
     async def _submit(self, message: OutgoingMessage) -> str | None:
         """The parts of one message, in order; the SMSC's id for the first."""
@@ -223,15 +177,15 @@ class SmppBackend(BaseBackend):
             dest_addr_ton=1 if international else 0, dest_addr_npi=1,
             registered_delivery=1,
         )
+        link = self.link
         first_id = None
         for number, part in enumerate(parts):
-            assert self.link is not None
-            if number == 0 and not self.link.bound:
-                message.deferred = True  # the link dropped while earlier messages went
-                return None
+            if number == 0 and (link is None or not link.bound):
+                raise TemporarySendError(f"SMPP backend {self.name!r} is not bound in this process")
+            assert link is not None
             await self._pace()
             try:
-                resp = await self.link.request(part)
+                resp = await link.request(part)
             except (LinkDown, TimeoutError) as exc:
                 raise TemporarySendError(f"SMPP: no submit_sm_resp ({exc or 'timed out'})") from exc
             status = resp.command_status
