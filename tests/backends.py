@@ -2,10 +2,9 @@
 
 from collections.abc import Sequence
 
-from smsrouter.backends.base import BaseBackend
+from smsrouter.backends.base import SENT, BaseBackend, Outcome
 from smsrouter.exceptions import TemporarySendError
 from smsrouter.messages import OutgoingMessage
-from smsrouter.models import Status
 
 #: One entry per send() call: (backend name, [(identity, text), ...]).
 calls: list[tuple[str, list[tuple[str, str]]]] = []
@@ -14,24 +13,24 @@ calls: list[tuple[str, list[tuple[str, str]]]] = []
 class RecordingBackend(BaseBackend):
     """Takes everything; the gateway answers an id of its own for each message."""
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
         calls.append((self.name, [(m.connection.identity, m.text) for m in messages]))
-        for message in messages:
-            message.external_id = f"gw-{message.id}"
+        return [Outcome(external_id=f"gw-{message.id}") for message in messages]
 
 
 class DownBackend(BaseBackend):
-    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
+    """Its gateway is down: every call fails, and a later one may not."""
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
         raise TemporarySendError("gateway answered 503")
 
 
 class PickyBackend(BaseBackend):
     """Refuses numbers that do not start with +."""
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
-        for message in messages:
-            if not message.connection.identity.startswith("+"):
-                message.status, message.error = Status.FAILED, "rejected number"
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
+        return [SENT if message.connection.identity.startswith("+")
+                else Outcome(error="rejected number") for message in messages]
 
 
 class NeedsUrl(BaseBackend):
@@ -65,14 +64,19 @@ class FastReporter(ReportingBackend):
         from smsrouter import reports
         from smsrouter.backends.base import StatusReport
 
-        await super().send(messages)
+        outcomes = await super().send(messages)
         report = StatusReport("delivered", "id", message_id=messages[0].id)
         await sync_to_async(reports.apply)(self.name, [report])
+        return outcomes
 
 
 class DefersBackend(BaseBackend):
     """Holds no link in this process: leaves every message for the process that does."""
 
-    async def send(self, messages: Sequence[OutgoingMessage]) -> None:
-        for message in messages:
-            message.deferred = True
+    holds_link = True
+
+    def ready(self) -> bool:
+        return False
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
+        raise AssertionError("send() called on a backend that is not ready()")
