@@ -13,11 +13,12 @@ from asgiref.sync import async_to_sync
 from django.urls import clear_script_prefix, set_script_prefix
 
 import smsrouter
-from smsrouter import checks, outbound
+from smsrouter import checks
+from smsrouter.backends import backends
+from smsrouter.backends.base import SENT, Outcome
 from smsrouter.backends.kannel import MAX_RECIPIENTS
-from smsrouter.addressbook import get_connection
 from smsrouter.messages import OutgoingMessage
-from smsrouter.models import Message
+from smsrouter.models import Backend, Connection, Message
 from tests.gateway import Answer
 
 pytestmark = pytest.mark.django_db
@@ -57,6 +58,14 @@ def ucs2(text):
 
 def rows():
     return list(Message.objects.order_by("pk").values_list("direction", "text", "status"))
+
+
+def send(*pairs):
+    """The `kannel` backend's send() of (text, number) pairs, with no database: its outcomes."""
+    row = Backend(name="kannel")
+    messages = [OutgoingMessage(text, Connection(backend=row, identity=number))
+                for text, number in pairs]
+    return async_to_sync(backends["kannel"].send)(messages)
 
 
 # Inbound: the sms-service get-url.
@@ -237,9 +246,7 @@ def test_recipients_of_one_text_share_a_request(kannel, gateway):
 
 
 def test_different_texts_are_different_requests(kannel, gateway):
-    messages = [OutgoingMessage(text, get_connection("kannel", number)) for text, number in
-                [("a", "+1"), ("b", "+2"), ("a", "+3")]]
-    async_to_sync(outbound.deliver)(messages)
+    assert send(("a", "+1"), ("b", "+2"), ("a", "+3")) == [SENT] * 3
     assert sorted((r.param("text"), r.param("to")) for r in gateway.requests) == [
         ("a", "+1 +3"), ("b", "+2")]
 
@@ -282,13 +289,37 @@ def test_an_unreachable_kannel_fails_the_message(kannel):
 
 
 def test_a_failed_request_fails_only_its_own_messages(kannel, gateway):
+    """The outcomes come in the messages' order, though the requests go by text."""
+    kannel(concurrency=1)  # the requests in order: "a" (+1 +3), then "b"
     gateway.answer(202, "0: Accepted for delivery")
     gateway.answer(503, "Temporal failure, try again later.")
-    messages = [OutgoingMessage(text, get_connection("kannel", number)) for text, number in
-                [("a", "+1"), ("b", "+2"), ("a", "+3")]]
-    async_to_sync(outbound.deliver)(messages)
-    by_text = {text: {m.status for m in messages if m.text == text} for text in "ab"}
-    assert sorted(by_text.values(), key=sorted) == [{"failed"}, {"sent"}]
+    busy = Outcome(error=f"GET {gateway.url}/cgi-bin/sendsms answered 503: "
+                   "Temporal failure, try again later.", temporary=True)
+    assert send(("a", "+1"), ("b", "+2"), ("a", "+3")) == [SENT, busy, SENT]
+    assert [r.param("to") for r in gateway.requests] == ["+1 +3", "+2"]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "temporary"),
+    [
+        (503, "Temporal failure, try again later.", True),
+        (400, "Sender missing and no global set, rejected", False),
+        (403, "Authorization failed for sendsms", False),
+    ],
+)
+def test_a_refusal_is_an_outcome_with_kannels_answer(kannel, gateway, status, body, temporary):
+    gateway.answer(status, body)
+    assert send(("hello", PHONE)) == [Outcome(
+        error=f"GET {gateway.url}/cgi-bin/sendsms answered {status}: {body}", temporary=temporary)]
+
+
+def test_a_text_the_charset_cannot_carry_is_a_permanent_outcome(kannel, gateway):
+    kannel(charset="ISO-8859-1")
+    (outcome,) = send(("ሰላም", PHONE))
+    assert not outcome.sent and not outcome.temporary
+    assert outcome.error.startswith(
+        "the text cannot be sent in charset ISO-8859-1 (option 'charset')")
+    assert gateway.requests == []
 
 
 # Delivery reports: the dlr-url.
