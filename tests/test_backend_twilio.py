@@ -19,7 +19,7 @@ from twilio.request_validator import RequestValidator
 import smsrouter
 from smsrouter import checks, httpclient
 from smsrouter.backends import backends
-from smsrouter.backends.base import StatusReport
+from smsrouter.backends.base import Outcome, StatusReport
 from smsrouter.backends.twilio import TwilioBackend, signature
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Backend, Connection, Message
@@ -372,9 +372,39 @@ async def test_at_most_concurrency_requests_are_in_flight(monkeypatch):
     sending = asyncio.create_task(backend.send(messages))
     await bound_reached.wait()  # every request that could start has started: they are held
     release.set()
-    await sending
+    outcomes = await sending
     assert most == TwilioBackend.default_concurrency == 10
-    assert [m.external_id for m in messages] == [f"SM+{i}" for i in range(25)]
+    assert outcomes == [Outcome(external_id=f"SM+{i}") for i in range(25)]
+
+
+@pytest.mark.asyncio
+async def test_send_gives_each_message_its_own_outcome(monkeypatch):
+    """Sent, refused for good, or temporary (unreachable, 429, 5xx): one outcome each."""
+    answers = {
+        "+1": httpclient.Answer(201, json.dumps({"sid": "SM1"}), "POST x"),
+        "+2": httpclient.Answer(503, "Service Unavailable", "POST x"),
+        "+3": httpclient.Answer(400, json.dumps(INVALID_TO), "POST x"),
+        "+4": httpclient.Answer(429, json.dumps({"code": 20429, "message": "Too Many Requests"}),
+                                "POST x"),
+        "+5": httpclient.Answer(200, "<html>Welcome</html>", "POST x"),
+    }
+
+    async def request(method, url, **kwargs):
+        return answers[kwargs["data"]["To"]]
+
+    monkeypatch.setattr(httpclient, "request", request)
+    row = Backend(name="twilio")
+    messages = [OutgoingMessage("hi", Connection(backend=row, identity=to)) for to in answers]
+    backend = TwilioBackend("twilio", account_sid=SID, auth_token=TOKEN, from_number=FROM)
+    outcomes = await backend.send(messages)
+    assert [(o.sent, o.temporary, o.external_id) for o in outcomes] == [
+        (True, False, "SM1"), (False, True, None), (False, False, None), (False, True, None),
+        (False, False, None)]
+    assert outcomes[1].error == "POST x answered 503: Service Unavailable"
+    assert outcomes[2].error == ("POST x answered 400: Twilio error 21211: The 'To' number +1 "
+                                 "is not a valid phone number.")
+    assert outcomes[3].error == "POST x answered 429: Twilio error 20429: Too Many Requests"
+    assert "answered 200 without a message sid" in outcomes[4].error
 
 
 # Status callbacks.
