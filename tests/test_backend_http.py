@@ -3,11 +3,15 @@
 import base64
 
 import pytest
+from asgiref.sync import async_to_sync
 
 import smsrouter
 from smsrouter import checks
+from smsrouter.backends import backends
+from smsrouter.backends.base import SENT, Outcome
 from smsrouter.backends.http import fill
-from smsrouter.models import Message
+from smsrouter.messages import OutgoingMessage
+from smsrouter.models import Backend, Connection, Message
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +69,25 @@ def test_a_gateway_error_fails_that_message(settings, gateway):
     gateway.answer(503, "busy")
     (message,) = smsrouter.send("hi", "+1", backend="sms")
     assert (message.status, message.error) == ("failed", f"POST {gateway.url}/send answered 503: busy")
+
+
+def test_send_gives_each_message_its_outcome(settings, gateway):
+    """No id from a template's answer; a 5xx is temporary, another 4xx final."""
+    settings.INSTALLED_BACKENDS = {"sms": {
+        "ENGINE": ENGINE, "outbound_url": f"{gateway.url}/send", "concurrency": 1,
+        "outbound_params": {"to": "{identity}", "text": "{text}", "ref": "{id}"}}}
+    gateway.answer(200, "queued")
+    gateway.answer(503, "busy")
+    gateway.answer(404, "no such number")
+    row = Backend(name="sms")
+    messages = [OutgoingMessage("hi", Connection(backend=row, identity=to), record=Message(pk=pk))
+                for pk, to in [(7, "+1"), (8, "+2"), (9, "+3")]]
+    assert async_to_sync(backends["sms"].send)(messages) == [
+        SENT,
+        Outcome(error=f"POST {gateway.url}/send answered 503: busy", temporary=True),
+        Outcome(error=f"POST {gateway.url}/send answered 404: no such number")]
+    assert [r.form() for r in gateway.requests] == [
+        {"to": to, "text": "hi", "ref": ref} for to, ref in [("+1", "7"), ("+2", "8"), ("+3", "9")]]
 
 
 @pytest.mark.parametrize(

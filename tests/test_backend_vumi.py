@@ -4,10 +4,14 @@ import base64
 import json
 
 import pytest
+from asgiref.sync import async_to_sync
 
 import smsrouter
 from smsrouter import checks
-from smsrouter.models import Message
+from smsrouter.backends import backends
+from smsrouter.backends.base import SENT, Outcome
+from smsrouter.messages import IncomingMessage, OutgoingMessage
+from smsrouter.models import Backend, Connection, Message
 
 pytestmark = pytest.mark.django_db
 
@@ -96,6 +100,30 @@ def test_send_failures_are_kept_per_message(vumi):
     assert sorted((m.status, m.external_id) for m in sent) == [("failed", None), ("sent", "ok-2")]
     failed = next(m for m in sent if m.status == "failed")
     assert "answered 400" in failed.error and "bad to_addr" in failed.error
+
+
+def test_send_gives_each_message_its_outcome(settings, vumi):
+    """Vumi's message_id when it gives one; a refusal for good; a 5xx as temporary."""
+    config = settings.INSTALLED_BACKENDS["vumi"]
+    settings.INSTALLED_BACKENDS = {"vumi": {**config, "concurrency": 1}}  # answers in order
+    vumi.answer(400, '{"error": "bad to_addr"}')
+    vumi.answer(503, "busy")
+    vumi.answer(200, "not JSON")
+    row = Backend(name="vumi")
+    phone = Connection(backend=row, identity="+27820000001")
+    question = IncomingMessage(Message(text="echo hello", external_id="vumi-in-1"), phone)
+    messages = [OutgoingMessage("hello", phone, in_response_to=question, record=Message(pk=41)),
+                *(OutgoingMessage("hi", Connection(backend=row, identity=to))
+                  for to in ["bad", "+27820000002", "+27820000003"])]
+    where = f"POST {config['sendsms_url']}"
+    assert async_to_sync(backends["vumi"].send)(messages) == [
+        Outcome(external_id="vumi-out-1"),
+        Outcome(error=f'{where} answered 400: {{"error": "bad to_addr"}}'),
+        Outcome(error=f"{where} answered 503: busy", temporary=True),
+        SENT]
+    assert vumi.requests[0].json() == {
+        "content": "hello", "to_addr": "+27820000001", "session_event": None,
+        "in_reply_to": "vumi-in-1", "metadata": {"smsrouter_id": 41}}
 
 
 @pytest.mark.parametrize(
