@@ -17,8 +17,11 @@ from django.core.management.base import CommandError
 
 import smsrouter
 from smsrouter.backends import backends
+from smsrouter.backends.base import Outcome
 from smsrouter.backends.smpp import SmppBackend
-from smsrouter.models import Message
+from smsrouter.exceptions import PermanentSendError
+from smsrouter.messages import OutgoingMessage
+from smsrouter.models import Backend, Connection, Message
 from smsrouter.smpp import pdu
 from tests.smsc import FakeSmsc
 
@@ -90,6 +93,11 @@ async def fed(monkeypatch) -> asyncio.Queue:
 def stored(**filters) -> Callable[[], Awaitable[list[Message]]]:
     return sync_to_async(lambda: list(
         Message.objects.filter(**filters).select_related("connection").order_by("pk")))
+
+
+def message(text: str, to: str = TO) -> OutgoingMessage:
+    """An outgoing message with no row, for send() straight."""
+    return OutgoingMessage(text, Connection(backend=Backend(name="smpp"), identity=to))
 
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -235,6 +243,79 @@ async def test_a_throttled_submit_is_retried(backend, smsc, settings, fed):
     [row] = await stored(pk=message.id)()
     assert (row.status, row.attempts, row.external_id) == ("sent", 2, smsc.submitted[0].message_id)
     assert len(smsc.submitted) == 1
+
+
+@pytest.mark.asyncio
+async def test_send_gives_each_message_the_smscs_id_for_its_first_part(backend, smsc):
+    outcomes = await backend.send([message("Hello"), message("ሰላም ለዓለም። " * 15, "+255700000002")])
+    by_part = {(s.destination, s.udh[2] if s.udh else 1): s.message_id for s in smsc.submitted}
+    assert len(by_part) == 4
+    assert outcomes == [Outcome(external_id=by_part[("255700000001", 1)]),
+                        Outcome(external_id=by_part[("255700000002", 1)])]
+
+
+@pytest.mark.asyncio
+async def test_a_throttled_submit_is_a_temporary_outcome(backend, smsc):
+    smsc.throttle = 1
+    assert await backend.send([message("busy?"), message("next", "+255700000002")]) == [
+        Outcome(error="SMPP submit_sm: ESME_RTHROTTLED (0x00000058)", temporary=True),
+        Outcome(external_id=smsc.submitted[0].message_id)]
+
+
+@pytest.mark.asyncio
+async def test_ready_only_while_bound_and_unbound_sends_are_temporary(backend, smsc, states):
+    """The sender claims nothing for an unbound backend; one that raced the drop is retried."""
+    assert backend.ready()
+    smsc.refuse_binds = True
+    smsc.drop()
+    assert (await within(states.get()))[0] == "reconnecting"
+    assert not backend.ready()
+    assert await backend.send([message("while down")]) == [
+        Outcome(error="SMPP backend 'smpp' is not bound in this process", temporary=True)]
+    assert smsc.submitted == []
+
+
+def test_a_process_that_did_not_activate_it_is_not_ready(smpp_settings):
+    assert not backends["smpp"].ready()
+
+
+@pytest.mark.asyncio
+async def test_each_bind_wakes_the_scheduler_with_the_backend_ready(smpp_settings, smsc,
+                                                                     monkeypatch):
+    """So that what was left queued while unbound goes at once."""
+    from smsrouter import scheduler
+
+    woken: asyncio.Queue[bool] = asyncio.Queue()
+    instance = backends["smpp"]
+    monkeypatch.setattr(scheduler, "wake", lambda: woken.put_nowait(instance.ready()))
+    await instance.activate()
+    try:
+        assert await within(woken.get()) is True
+        smsc.drop()
+        assert await within(woken.get()) is True  # bound again
+    finally:
+        await instance.deactivate()
+
+
+@pytest.mark.asyncio
+async def test_a_receiver_bind_is_never_ready_and_cannot_send(smpp_settings, smsc, states,
+                                                              monkeypatch):
+    from smsrouter import scheduler
+
+    monkeypatch.setattr(scheduler, "wake", lambda: pytest.fail("a receiver bind woke the sender"))
+    config = smpp_settings.INSTALLED_BACKENDS["smpp"]
+    smpp_settings.INSTALLED_BACKENDS = {"smpp": {**config, "bind_type": "receiver"}}
+    instance = backends["smpp"]
+    instance.state_listeners.append(lambda state, detail: states.put_nowait((state, detail)))
+    await instance.activate()
+    try:
+        assert (await within(states.get()))[0] == "bound"
+        assert instance.link is not None and instance.link.bound
+        assert not instance.ready()
+        with pytest.raises(PermanentSendError, match="binds as a receiver: it cannot send"):
+            await instance.send([message("hi")])
+    finally:
+        await instance.deactivate()
 
 
 @pytest.mark.asyncio
