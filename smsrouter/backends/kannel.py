@@ -43,7 +43,6 @@ CHARSET_ALIASES = {"8-BIT": "latin-1"}
 OWN_PARAMS = ("to", "text", "charset", "coding", "dlr-url", "dlr-mask")
 #: Numbers in one sendsms request: keeps its URL within what proxies and logs take whole.
 MAX_RECIPIENTS = 100
-#: sendsms requests in flight at once for one send() call.
 
 
 class KannelBackend(BaseBackend):

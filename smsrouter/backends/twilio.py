@@ -28,7 +28,6 @@ from smsrouter.models import Status
 API_URL = "https://api.twilio.com"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-#: Requests in flight to Twilio per send() call; Twilio queues the rest of a burst anyway.
 
 #: Twilio's MessageStatus, as the forward-only statuses of smsrouter.delivery.
 STATUSES: dict[str, str] = {
