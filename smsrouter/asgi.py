@@ -21,18 +21,20 @@ from channels.security.websocket import WebsocketDenier
 from django.apps import apps as django_apps
 from django.urls import URLPattern, re_path
 
-from smsrouter import loop
+from smsrouter import dispatch, loop
 from smsrouter.backends import backends
 from smsrouter.consumers import IncomingWorker, OutgoingWorker
 from smsrouter.resources import AppResourceRouter
 from smsrouter.router import App, Router
+from smsrouter.scheduler import Scheduler
 from smsrouter.webhooks import WebhookFastPath
 
 logger = logging.getLogger(__name__)
 
 
 class ResourceLifespan:
-    """ASGI lifespan: activate apps and backends at startup, deactivate them at shutdown.
+    """ASGI lifespan: activate apps and backends and start the scheduler (the sender of
+    this process, see `smsrouter.scheduler`) at startup; stop them all at shutdown.
 
     Apps are instantiated once per server process here; their resources are served by the
     same instances. A failing activate() fails the startup with its reason.
@@ -41,6 +43,7 @@ class ResourceLifespan:
     def __init__(self, apps: dict[str, App]) -> None:
         self.apps = apps
         self.active: list[Any] = []
+        self.scheduler: Scheduler | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         while True:
@@ -66,6 +69,8 @@ class ResourceLifespan:
             await self._activate(app, f"App {type(app).__name__}")
         for name in backends.names():
             await self._activate(backends[name], f"Backend {name!r}")
+        self.scheduler = Scheduler(dispatch.server_duties())
+        await self.scheduler.start()
 
     async def _activate(self, target: App | Any, what: str) -> None:
         try:
@@ -75,6 +80,9 @@ class ResourceLifespan:
         self.active.append(target)
 
     async def shutdown(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+            self.scheduler = None
         while self.active:
             target = self.active.pop()
             try:

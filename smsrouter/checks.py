@@ -17,6 +17,7 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from smsrouter import conf, dispatch
+from smsrouter.exceptions import ConfigurationError
 from smsrouter.backends.base import BaseBackend
 from smsrouter.exceptions import ConfigurationError
 from smsrouter.router import App, resolve_app
@@ -98,10 +99,11 @@ def _check_engine(name: str, engine: str, config: dict[str, Any]) -> list[CheckM
 
 
 def check_processing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    configured = conf.get("SMSROUTER_PROCESSING")
-    if configured not in dispatch.MODES:
+    try:
+        configured = dispatch.mode()
+    except ConfigurationError:
         return [Error(
-            f"SMSROUTER_PROCESSING = {configured!r} is not a processing mode.",
+            f"SMSROUTER_PROCESSING = {settings.SMSROUTER_PROCESSING!r} is not a processing mode.",
             hint=f"Use one of {', '.join(map(repr, dispatch.MODES))}; "
             f"SMSROUTER_PROCESSING = {dispatch.INLINE!r} routes in the request.",
             id="smsrouter.E010",
@@ -120,7 +122,7 @@ def check_processing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
 
 def check_rate_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     configured = getattr(settings, "INSTALLED_BACKENDS", None)
-    if not isinstance(configured, dict) or conf.get("SMSROUTER_PROCESSING") == dispatch.INLINE:
+    if not isinstance(configured, dict):
         return []
     limited = [name for name, config in configured.items()
                if isinstance(config, dict) and {k.lower() for k in config} & {"rate_limit"}]
@@ -128,7 +130,7 @@ def check_rate_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
     if limited and cache.endswith(("LocMemCache", "DummyCache")):
         return [Warning(
             f"Backends {', '.join(map(repr, limited))} have a rate_limit, but the default "
-            "cache is per process: each worker would send at the full rate.",
+            "cache is per process: each server or worker would send at the full rate.",
             hint="CACHES = {'default': {'BACKEND': 'django.core.cache.backends.redis.RedisCache', "
             "'LOCATION': 'redis://127.0.0.1:6379/1'}}",
             id="smsrouter.W001")]

@@ -14,12 +14,16 @@ DEFAULTS: dict[str, Any] = {
     "SMSROUTER_DEFAULT_RESPONSE": None,
     # Serve /backend/<name>/ webhooks ahead of Django's middleware (smsrouter.webhooks).
     "SMSROUTER_WEBHOOK_FAST_PATH": True,
-    # Sends that fail for a reason a retry may fix (queued modes): how often and how soon.
+    # Sends that fail for a reason a retry may fix: how often and how soon.
     "SMSROUTER_SEND_MAX_ATTEMPTS": 8,
     "SMSROUTER_SEND_BACKOFF": 5.0,
     "SMSROUTER_SEND_BACKOFF_MAX": 600.0,
-    # smsrouter_recover re-dispatches messages untouched for this long (seconds).
+    # Messages left "received" or "sending" this long (seconds) were left by a crash or a
+    # lost task: the sweep takes them up again.
     "SMSROUTER_RECOVER_AFTER": 300,
+    # How often a server's scheduler sweeps (seconds): due rows other processes made,
+    # and what a crash left behind.
+    "SMSROUTER_SWEEP_EVERY": 2.0,
 }
 
 

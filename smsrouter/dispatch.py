@@ -1,32 +1,38 @@
-"""Where a stored message goes next, by SMSROUTER_PROCESSING.
+"""Where a stored message goes next, by SMSROUTER_PROCESSING: the only reader of it.
 
-* "inline" routes and sends in the caller's request: no worker to run; tests and the
-  demo use it.
-* "celery" hands the message's id to a Celery task once the row is committed; the
-  request does not wait for routing.
-* "channels" sends the id to the channel "smsrouter.incoming" (or "smsrouter.outgoing"),
+* "inline" routes in the caller (the request that brought the message), and sends through
+  the sender of this process: the scheduler that the ASGI lifespan (or `manage.py
+  smsrouter_sender`) runs, woken as soon as the replies are committed; where no such
+  scheduler runs (a shell, a WSGI worker), in the caller once committed.
+* "celery" hands ids to Celery tasks once the rows are committed; workers route and send.
+* "channels" sends ids to the channels "smsrouter.incoming" and "smsrouter.outgoing",
   served by `manage.py runworker smsrouter.incoming smsrouter.outgoing`.
 
-Only ids travel, and only after the commit that made the row: a task queue or channel
-layer that loses or repeats one costs nothing, since workers claim the row before acting
-and `smsrouter_recover` finds any row left behind.
+Only ids travel, and only after the commit that made the rows: a task queue or a channel
+layer that loses or repeats one costs nothing, since routing and sending claim the row
+first and the sweep finds any row left behind. Tasks are sent by name, so this module
+imports neither the tasks nor the consumers that call back into the pipeline.
 """
 
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
-from smsrouter import conf, inbound, outbound
+from smsrouter import conf, sender
+from smsrouter.backends import backends
 from smsrouter.exceptions import ConfigurationError
-from smsrouter.messages import IncomingMessage, OutgoingMessage
+from smsrouter.messages import OutgoingMessage
 
 INLINE, CELERY, CHANNELS = "inline", "celery", "channels"
 MODES = (INLINE, CELERY, CHANNELS)
 INCOMING_CHANNEL, OUTGOING_CHANNEL = "smsrouter.incoming", "smsrouter.outgoing"
+ROUTE_TASK, SEND_TASK = "smsrouter.route_messages", "smsrouter.send_messages"
 #: Ids per task or channel message: enough to batch, few enough to spread.
 IDS_PER_TASK = 100
 
@@ -41,68 +47,75 @@ def mode() -> str:
     return configured
 
 
-async def route(msg: IncomingMessage) -> None:
-    """Route a stored inbound message now, or once committed, in a worker."""
-    if mode() == INLINE:
-        await inbound.route(msg)
-    else:
-        await sync_to_async(transaction.on_commit, thread_sensitive=True)(
-            partial(route_later, msg.id)
-        )
+def routes_here() -> bool:
+    """Whether the caller that stored an inbound message routes it too (inline mode)."""
+    return mode() == INLINE
 
 
-async def send(messages: Sequence[OutgoingMessage], due_at: datetime | None = None) -> None:
-    """Send stored, queued outgoing messages now (or when due), here or in a worker."""
+@dataclass(frozen=True)
+class Duties:
+    """What the scheduler of a server process (or of `smsrouter_sender`) takes on."""
+
+    backends: tuple[str, ...]  # whose queued messages it sends
+    sweeps: bool  # re-routes inbound rows and re-queues sends that a crash left behind
+    periodic: bool  # runs the apps' @periodic jobs
+
+
+def server_duties() -> Duties:
+    """Inline mode: everything. Queued modes leave sending, sweeping and periodic jobs to
+    workers and beat; a server still sends through a link only it holds (SMPP)."""
+    names = tuple(backends.names())
     if mode() == INLINE:
-        if due_at is None or due_at <= timezone.now():
-            await outbound.send_now(messages)
+        return Duties(names, sweeps=True, periodic=True)
+    return Duties(tuple(name for name in names if backends[name].holds_link), False, False)
+
+
+def accepted(message_ids: Sequence[int]) -> None:
+    """Stored inbound messages that the caller does not route: to workers once committed."""
+    if message_ids:
+        transaction.on_commit(partial(route_later, *message_ids), robust=True)
+
+
+def queued(messages: Sequence[OutgoingMessage], due_at: datetime | None = None) -> None:
+    """Stored outgoing messages: to whoever sends them, once their transaction commits."""
+    if messages:
+        transaction.on_commit(partial(_hand_on, list(messages), due_at), robust=True)
+
+
+def _hand_on(messages: list[OutgoingMessage], due_at: datetime | None) -> None:
+    if mode() != INLINE:
+        for backend_name, ids in by_backend(messages).items():
+            send_later(backend_name, ids, due_at)
+    elif sender.wake_local(messages, due_at):
         return
-    await sync_to_async(transaction.on_commit, thread_sensitive=True)(_enqueue(messages, due_at))
+    elif due_at is None or due_at <= timezone.now():
+        async_to_sync(sender.send)(messages)
+    # Due later and no scheduler here: the next one to sweep (smsrouter_sender) sends it.
 
 
-def send_blocking(messages: Sequence[OutgoingMessage], due_at: datetime | None = None) -> None:
-    """`send()` for a caller with no event loop."""
-    if mode() == INLINE:
-        if due_at is None or due_at <= timezone.now():
-            outbound.send_now_blocking(messages)
-        return
-    transaction.on_commit(_enqueue(messages, due_at))
-
-
-def _enqueue(messages: Sequence[OutgoingMessage], due_at: datetime | None) -> Callable[[], None]:
-    ids = {name: [msg.id for msg in batch] for name, batch in outbound.by_backend(messages).items()}
-
-    def enqueue() -> None:
-        for backend_name, chunk in ids.items():
-            send_later(backend_name, chunk, due_at)
-
-    return enqueue
+def by_backend(messages: Sequence[OutgoingMessage]) -> dict[str, list[int]]:
+    ids: dict[str, list[int]] = defaultdict(list)
+    for msg in messages:
+        ids[msg.backend_name].append(msg.id)
+    return ids
 
 
 def route_later(*message_ids: int) -> None:
-    """Hand inbound messages' ids to workers (celery and channels modes), in chunks: a
-    worker routes each chunk in one transaction."""
+    """Hand inbound ids to workers (celery and channels modes), in chunks: a worker routes
+    each chunk in one transaction."""
     for chunk in in_chunks(message_ids):
         if mode() == CELERY:
-            from smsrouter.tasks import route_messages
-
-            route_messages.delay(chunk)
+            _celery().send_task(ROUTE_TASK, args=(chunk,))
         else:
             _to_channel(INCOMING_CHANNEL, {"type": "smsrouter.route", "message_ids": chunk})
 
 
 def send_later(backend_name: str, ids: Sequence[int], due_at: datetime | None = None) -> None:
-    """Hand outgoing ids to workers, in chunks. Inline mode has no workers, and a channel
-    layer cannot wait: the row's `due_at` is left to `smsrouter_recover` (or to the
-    process holding the backend's link) there."""
-    if mode() == INLINE:
-        return
-    celery = mode() == CELERY
+    """Hand outgoing ids to workers, in chunks. A channel layer cannot wait, so a message
+    due later is left to the sweep there (`smsrouter_recover --every`)."""
     for chunk in in_chunks(ids):
-        if celery:
-            from smsrouter.tasks import send_messages
-
-            send_messages.apply_async((backend_name, chunk), eta=due_at)
+        if mode() == CELERY:
+            _celery().send_task(SEND_TASK, args=(backend_name, chunk), eta=due_at)
         elif due_at is None or due_at <= timezone.now():
             _to_channel(OUTGOING_CHANNEL, {"type": "smsrouter.send", "backend": backend_name,
                                            "message_ids": chunk})
@@ -111,6 +124,12 @@ def send_later(backend_name: str, ids: Sequence[int], due_at: datetime | None = 
 def in_chunks(ids: Sequence[int]) -> list[list[int]]:
     """The ids as a task or channel message takes them."""
     return [list(ids[start:start + IDS_PER_TASK]) for start in range(0, len(ids), IDS_PER_TASK)]
+
+
+def _celery():  # type: ignore[no-untyped-def]
+    from celery import current_app
+
+    return current_app
 
 
 def _to_channel(channel: str, message: dict[str, object]) -> None:

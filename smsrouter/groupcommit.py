@@ -7,9 +7,10 @@ writes them in one transaction, and answers each request only after that commit.
 starts as soon as the previous one is done, so a lone request waits for nobody and batches
 grow only as fast as requests queue up.
 
-Blocking code that awaits through asgiref's async_to_sync is different: it waits in a
-thread of its own, maybe the very thread the batches need, and may hold a transaction.
-Its item is written alone, in its thread and transaction, as `sync_to_async` would.
+Batches form on the server's loop only (the one ASGI lifespan started, see
+`smsrouter.loop`), where requests are concurrent and the batch's thread is Django's shared
+one. Elsewhere (a test's loop, asyncio.run() in a script) an item is written alone, as
+`sync_to_async(thread_sensitive=True)` would: in the caller's thread-sensitive context.
 """
 
 import asyncio
@@ -19,9 +20,10 @@ import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from asgiref.sync import AsyncToSync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.db import transaction
 
+from smsrouter import loop
 from smsrouter.dbhealth import drop_broken_connections
 
 logger = logging.getLogger(__name__)
@@ -69,15 +71,15 @@ class GroupCommit(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         """Write `item` with whatever else is waiting; its result once committed."""
-        if getattr(AsyncToSync.executors, "current", None) is not None:
+        running = asyncio.get_running_loop()
+        if not loop.is_server_loop(running):
             [result] = await sync_to_async(self.write, thread_sensitive=True)([item])
             if isinstance(result, Exception):
                 raise result
             return result
-        loop = asyncio.get_running_loop()
-        queue = self._queues.get(loop)
+        queue = self._queues.get(running)
         if queue is None:
-            queue = self._queues[loop] = _Queue(self.write)
+            queue = self._queues[running] = _Queue(self.write)
         return await queue.submit(item)
 
 

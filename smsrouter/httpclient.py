@@ -1,11 +1,12 @@
 """The pooled async HTTP client that backends send through, and what a gateway's answer means.
 
 A client is bound to the event loop it was made in, and a process runs several loops over
-its life: the ASGI server's, one kept for each thread that calls a blocking `send()`
-(`smsrouter.keptloop`), and any that asgiref or the tests start. So each running loop
+its life: the ASGI server's, and those that asgiref's async_to_sync makes for a blocking
+caller (a shell's `send()`, a Celery task) or that the tests start. So each running loop
 gets one pooled session, and an async generator parked in that loop closes it when the
-loop shuts down: keptloop, asyncio.run(), asgiref, uvicorn and pytest-asyncio all
-finalize async generators first.
+loop shuts down: asyncio.run(), asgiref, uvicorn and pytest-asyncio all finalize async
+generators first. The server's sender, which sends nearly everything, keeps its
+connections for the life of the process.
 """
 
 import asyncio
@@ -56,8 +57,10 @@ async def request(
     json: Any = None,
     auth: tuple[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
+    timeout: float | None = None,
 ) -> Answer:
-    """Make one request on this loop's pooled session.
+    """Make one request on this loop's pooled session, within `timeout` seconds (default:
+    TIMEOUT's 30).
 
     Raises TemporarySendError when the gateway cannot be reached or times out; any HTTP
     answer is returned, for the backend to judge (`Answer.raise_for_status()`).
@@ -69,7 +72,9 @@ async def request(
     session = await _session()
     try:
         async with session.request(
-            method, url, params=_strings(params), data=_strings(data), json=json, headers=headers
+            method, url, params=_strings(params), data=_strings(data), json=json, headers=headers,
+            timeout=TIMEOUT if timeout is None else aiohttp.ClientTimeout(
+                total=timeout, connect=min(timeout, TIMEOUT.connect or timeout)),
         ) as response:
             return Answer(response.status, await response.text(errors="replace"), where)
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

@@ -1,7 +1,14 @@
-"""An inbound message from the gateway's request to its replies.
+"""An inbound message from the gateway's request to its replies in the outbox.
 
 The message is stored before it is routed, so that whatever happens to routing, the SMS
-that a gateway handed us is never lost.
+that a gateway handed us is never lost. Then it is routed here (inline mode) or its id
+handed to a worker once committed (`smsrouter.dispatch`). Routing is one blocking core,
+`route()`, for every caller: the webhook's batch, `incoming()`, a worker, the sweep. Its
+outcome and its replies are committed together, and the replies leave through the outbox.
+
+Webhooks go through `together`: the messages of concurrent requests are accepted in one
+transaction, with one INSERT for their rows and one for their replies, and each request
+is answered once it has committed (see `smsrouter.groupcommit`).
 """
 
 import json
@@ -11,16 +18,17 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from smsrouter import gsm, outbound, signals, statements
+from smsrouter import dispatch, gsm, outbox, signals, statements
 from smsrouter.addressbook import get_connection, get_connections
+from smsrouter.dbhealth import drop_broken_connections
+from smsrouter.groupcommit import GroupCommit, together_or_alone
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Direction, Message, Status
-from smsrouter.router import Router, drive
+from smsrouter.router import Router
 
 logger = logging.getLogger(__name__)
 
@@ -142,9 +150,40 @@ def _seen_many(items: Sequence[Submitted], connections: Sequence[Any]) -> dict[t
     return seen
 
 
-def route_many(msgs: Sequence[IncomingMessage], *, isolated: bool = True) -> list[list[OutgoingMessage]]:
-    """Route each stored message with a new blocking Router, record the outcomes and store
-    the replies; for each message, its replies still to send (apps may cancel some).
+def accept(items: list[Submitted], *, batch: bool = True) -> list[IncomingMessage]:
+    """Store the messages, then route the new ones here (inline mode) or hand their ids
+    to a worker once committed.
+
+    A batch runs in the caller's transaction, each message routed in a savepoint; a
+    single message (`batch=False`, `incoming()`) is stored in autocommit first, as the
+    caller's code would, so that it is durable before any app sees it.
+    """
+    stored = store_many(items) if batch else [store(*items[0])]
+    new = [msg for msg, is_new in stored if is_new]
+    if dispatch.routes_here():
+        route(new, isolated=batch)
+    else:
+        dispatch.accepted([msg.id for msg in new])
+    return [msg for msg, _ in stored]
+
+
+def accept_one(item: Submitted) -> IncomingMessage:
+    """`accept()` for one message, in the caller's transaction or none: `incoming()`."""
+    return accept([item], batch=False)[0]
+
+
+def accept_batch(items: list[Submitted]) -> list[IncomingMessage | Exception]:
+    """Accept concurrent webhooks' messages in one transaction, or if that fails, one by one."""
+    return together_or_alone(items, accept, accept_one, "messages")
+
+
+#: Where webhooks' messages wait to be accepted together.
+together: GroupCommit[Submitted, IncomingMessage] = GroupCommit(accept_batch)
+
+
+def route(msgs: Sequence[IncomingMessage], *, isolated: bool = True) -> None:
+    """Route each stored message with a new Router, then record the outcomes and store the
+    replies (through the outbox) in one commit.
 
     `isolated` runs each message's routing in a savepoint, for messages that share a
     transaction: if a query of an app's fails (which on PostgreSQL dooms the transaction),
@@ -157,48 +196,37 @@ def route_many(msgs: Sequence[IncomingMessage], *, isolated: bool = True) -> lis
         status, error = Status.HANDLED, ""
         try:
             with transaction.atomic() if isolated else nullcontext():
-                router = Router(blocking=True)
-                drive(router.incoming(msg))
+                router = Router()
+                router.incoming(msg)
         except Exception as exc:
             logger.exception("routing message %s failed", msg.id)
             status, error = Status.FAILED, f"{type(exc).__name__}: {exc}"
         routers.append(router)
         outcomes.append((status, error))
-    replies = [reply for msg in msgs for reply in msg.responses]
     with transaction.atomic(savepoint=False):  # one commit for the outcomes and the replies
         finish_many(msgs, outcomes)
-        outbound.store(replies)
-    if not replies:
-        return [[] for _ in msgs]
-    return [
-        drive(outbound.outgoing_phase(msg.responses, router or Router(blocking=True)))
-        if msg.responses else []
-        for msg, router in zip(msgs, routers, strict=True)
-    ]
+        outbox.store([(msg.responses, router or Router())
+                      for msg, router in zip(msgs, routers, strict=True) if msg.responses])
 
 
-def route_blocking(msg: IncomingMessage) -> list[OutgoingMessage]:
-    """`route_many()` for one message, in the caller's transaction or none."""
-    return route_many([msg], isolated=False)[0]
+def route_ids(message_ids: Sequence[int]) -> int:
+    """Route those of these stored inbound messages that still wait; how many it routed.
 
-
-async def route(msg: IncomingMessage) -> None:
-    """Route the message with a new Router, record the outcome, and deliver the replies."""
-    router: Router | None = None
-    status, error = Status.HANDLED, ""
-    try:
-        router = Router()
-        await router.incoming(msg)
-    except Exception as exc:
-        logger.exception("routing message %s failed", msg.id)
-        status, error = Status.FAILED, f"{type(exc).__name__}: {exc}"
-    await sync_to_async(_finish, thread_sensitive=True)(msg, status, error)
-    if msg.responses:
-        await outbound.deliver(msg.responses, router)
-
-
-def _finish(msg: IncomingMessage, status: str, error: str) -> None:
-    finish_many([msg], [(status, error)])
+    For workers and the sweep. The claim and the routing share one transaction: a worker
+    killed half-way leaves its messages "received", with none of their effects, for the
+    next attempt; a second worker skips the locked rows.
+    """
+    drop_broken_connections()
+    with transaction.atomic():
+        records = (
+            Message.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("connection__backend")
+            .filter(pk__in=list(message_ids), direction=Direction.IN, status=Status.RECEIVED)
+            .order_by("pk")
+        )
+        msgs = [IncomingMessage(record, record.connection) for record in records]
+        route(msgs)
+    return len(msgs)
 
 
 def finish_many(msgs: Sequence[IncomingMessage], outcomes: Sequence[tuple[str, str]]) -> None:

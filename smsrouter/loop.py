@@ -34,6 +34,11 @@ def set_server_loop(loop: asyncio.AbstractEventLoop | None) -> None:
     _server_loop = loop
 
 
+def is_server_loop(candidate: asyncio.AbstractEventLoop) -> bool:
+    """Whether `candidate` is this process's server loop."""
+    return candidate is _server_loop
+
+
 def server_loop() -> asyncio.AbstractEventLoop:
     if _server_loop is None or _server_loop.is_closed():
         raise NoServerLoop()

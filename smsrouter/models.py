@@ -54,7 +54,6 @@ class Direction(models.TextChoices):
 
 class Status(models.TextChoices):
     RECEIVED = "received"
-    PROCESSING = "processing"
     HANDLED = "handled"
     QUEUED = "queued"
     SENDING = "sending"
@@ -111,3 +110,15 @@ class Message(models.Model):
     def __str__(self) -> str:
         arrow = "←" if self.direction == Direction.IN else "→"
         return f"{arrow} {self.connection.identity}: {self.text[:40]}"
+
+
+class Lease(models.Model):
+    """Whose turn it is to run a periodic job: one row per job, taken by an UPDATE that
+    only one process can win per period (see smsrouter.scheduler)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    due_at = models.DateTimeField(help_text="When the job may next be taken.")
+    holder = models.CharField(max_length=100, blank=True, help_text="Who took it last.")
+
+    def __str__(self) -> str:
+        return f"{self.name} (due {self.due_at:%Y-%m-%d %H:%M:%S})"

@@ -18,7 +18,7 @@ from smsrouter.models import Connection
 Recipients = Connection | str | Iterable[Connection | str]
 
 
-def outgoing(text: str, to: Recipients, backend: str | None, at: datetime | None) -> list[OutgoingMessage]:
+def messages_for(text: str, to: Recipients, backend: str | None, at: datetime | None) -> list[OutgoingMessage]:
     """One unsaved OutgoingMessage per recipient; ValueError or UnknownBackend for a bad
     recipient, backend or `at`."""
     if at is not None and timezone.is_naive(at):

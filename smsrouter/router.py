@@ -1,22 +1,30 @@
 """The Router and the App base class.
 
 A new Router routes each message: no global router, no route process, no threads of ours.
-Whether each phase of each app is `def` or `async def` is decided once, when the app
-classes load, not for every message. When every phase is `def`, a router may be blocking:
-it calls the phases directly in the caller's thread, and `drive()` runs its coroutines
-without an event loop, so a message costs no hop between threads.
+Routing is blocking code: it runs in the caller's thread (a worker thread under the ASGI
+server, where concurrent webhooks share one trip), so a `def` phase may use the ORM and
+costs no hop at all. An `async def` phase is awaited on the event loop through asgiref's
+`async_to_sync`: the server's loop when the router runs in a thread the server lent,
+a loop of its own in a shell or a worker. Which phases are `async def` is decided once,
+when the app classes load, not for every message.
+
+App instances have one lifetime per router: every message (and every outgoing batch of a
+`send()`) gets a new Router, and so new app instances, whose attributes are that
+message's scratch space. `activate()`, `deactivate()` and `resources` belong to another
+instance, made once per server process by the ASGI lifespan; `@periodic` jobs run on a
+fresh instance each time. State that must outlive a message belongs in the database.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
@@ -29,7 +37,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
 
 PHASES = ("start", "filter", "parse", "handle", "default", "cleanup", "outgoing")
 
@@ -39,9 +46,11 @@ class App:
 
     A phase may be `def` (it runs off the event loop, so it may use the ORM) or
     `async def` (awaited on the loop, so it must not block). Keep `async def` for phases
-    that wait on the network: while every app's phases are `def`, a message is routed
-    in one thread with no trips between threads and the loop, which is several times
-    faster.
+    that wait on the network: a `def` phase is a plain call, an `async def` one a trip
+    to the event loop and back.
+
+    A new instance serves each router, so one message's phases share its attributes;
+    see the module docstring for the instances behind `activate()` and `resources`.
     """
 
     #: The <app> of /res/<app>/<path>; the class name in lower case when not set.
@@ -94,10 +103,13 @@ class App:
 
 
 def periodic(every: float | timedelta) -> Callable[[F], F]:
-    """Run this App method every `every` (seconds or a timedelta) under Celery beat.
+    """Run this App method every `every` (seconds or a timedelta), once per period across
+    all processes.
 
-    RapidSMS's scheduler, the threadless way: beat enqueues, a worker runs the method on a
-    fresh instance of the app. It may be `def` or `async def`, and takes no arguments.
+    RapidSMS's scheduler, the threadless way: the ASGI server's scheduler runs it in
+    inline mode (or `manage.py smsrouter_sender`), Celery beat in celery mode, each
+    on a fresh instance of the app; a lease row in the database lets one process
+    take each period. It may be `def` or `async def`, and takes no arguments.
     """
     seconds = every.total_seconds() if isinstance(every, timedelta) else float(every)
     if seconds <= 0:
@@ -167,24 +179,6 @@ def loaded_apps() -> list[BoundApp]:
     return _loaded
 
 
-def all_sync(bound: Sequence[BoundApp] | None = None) -> bool:
-    """Whether every phase of every app is `def`, so that a blocking router can route."""
-    return not any(any(entry.kinds.values()) for entry in (loaded_apps() if bound is None else bound))
-
-
-def drive(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a blocking router's coroutine to its end in this thread, without an event loop.
-
-    Such a coroutine never waits on anything; one that tries to is a bug here, not a hang.
-    """
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value
-    coro.close()
-    raise RuntimeError("a blocking router's coroutine tried to wait on the event loop")
-
-
 def _reset(*, setting: str, **kwargs: Any) -> None:
     global _loaded
     if setting == "SMSROUTER_APPS":
@@ -197,65 +191,60 @@ setting_changed.connect(_reset, dispatch_uid="smsrouter-reset-apps")
 class Router:
     """Routes one message (or one batch of outgoing messages) through the apps.
 
-    A blocking router (all phases `def`, see `all_sync()`) runs them in the caller's
-    thread: its coroutines are meant for `drive()`, from sync code that may use the ORM.
+    Blocking: call it from a thread, never from a running event loop's own thread.
     """
 
-    def __init__(self, apps: Sequence[type[App]] | None = None, *, blocking: bool = False) -> None:
+    def __init__(self, apps: Sequence[type[App]] | None = None) -> None:
         bound = loaded_apps() if apps is None else [BoundApp.of(app) for app in apps]
-        if blocking and not all_sync(bound):
-            raise ValueError("a blocking Router needs apps whose phases are all `def`")
         self.apps = [(entry.app_class(self), entry.kinds) for entry in bound]
-        self.blocking = blocking
         self._started = False
 
-    async def incoming(self, msg: IncomingMessage) -> None:
+    def incoming(self, msg: IncomingMessage) -> None:
         """Run the inbound phases. Apps' exceptions are logged, never raised."""
-        await self._start(msg)
+        self._start(msg)
         try:
-            if await self._first_true("filter", msg):
+            if self._first_truthy("filter", msg):
                 return
             for app, kinds in self.apps:
-                await self._call(app, kinds, "parse", msg)
-            if await self._first_true("handle", msg) or await self._first_true("default", msg):
+                self._call(app, kinds, "parse", msg)
+            if self._first_truthy("handle", msg) or self._first_truthy("default", msg):
                 return
             if response := conf.get("SMSROUTER_DEFAULT_RESPONSE"):
                 msg.respond(response)
         finally:
             for app, kinds in self.apps:
-                await self._call(app, kinds, "cleanup", msg)
+                self._call(app, kinds, "cleanup", msg)
 
-    async def outgoing(self, msg: OutgoingMessage) -> str | None:
+    def outgoing(self, msg: OutgoingMessage) -> str | None:
         """Run the outgoing phase, apps in reverse order; the name of a cancelling app, if any."""
-        await self._start(msg)
+        self._start(msg)
         for app, kinds in reversed(self.apps):
-            if await self._call(app, kinds, "outgoing", msg) is False:
+            if self._call(app, kinds, "outgoing", msg) is False:
                 return type(app).__name__
         return None
 
-    async def _start(self, msg: IncomingMessage | OutgoingMessage) -> None:
+    def _start(self, msg: IncomingMessage | OutgoingMessage) -> None:
         if not self._started:
             self._started = True
             for app, kinds in self.apps:
-                await self._call(app, kinds, "start", msg)
+                self._call(app, kinds, "start", msg)
 
-    async def _first_true(self, phase: str, msg: IncomingMessage) -> bool:
+    def _first_truthy(self, phase: str, msg: IncomingMessage) -> bool:
+        """Any truthy answer counts, as in RapidSMS: `return msg.respond(...)` handles."""
         for app, kinds in self.apps:
-            if await self._call(app, kinds, phase, msg) is True:
+            if self._call(app, kinds, phase, msg):
                 return True
         return False
 
-    async def _call(self, app: App, kinds: dict[str, bool], phase: str, msg: Any) -> Any:
+    def _call(self, app: App, kinds: dict[str, bool], phase: str, msg: Any) -> Any:
         if phase not in kinds:
             return NEUTRAL.get(phase)
         method = getattr(app, phase)
         args = () if phase == "start" else (msg,)
         try:
             if kinds[phase]:
-                return await method(*args)
-            if self.blocking:
-                return method(*args)
-            return await sync_to_async(method, thread_sensitive=True)(*args)
+                return async_to_sync(method)(*args)
+            return method(*args)
         except Exception:
             logger.exception("%s.%s() raised on message %s", type(app).__name__, phase, msg.id)
             return NEUTRAL.get(phase)

@@ -14,10 +14,12 @@ at a time where ids are wanted.
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
 from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F
 from django.db.models.constants import OnConflict
 
 from smsrouter.models import Connection, Message
@@ -80,6 +82,39 @@ def update(ids: Sequence[int], values: dict[str, Any], *, only_status: Sequence[
                 f"WHERE {quote(_meta.pk.column)} IN ({_marks(chunk)}){condition}",
                 [*prepared, *chunk, *only_status],
             )
+
+
+def claim(ids: Sequence[int], now: datetime) -> list[int]:
+    """Take those of these outgoing rows that are queued and due for the caller: status
+    "sending", attempts + 1, updated_at `now`. One UPDATE, which a row can pass only once
+    however many processes run it; the ids it took."""
+    if not ids:
+        return []
+    connection = _connection()
+    status, attempts = _meta.get_field("status"), _meta.get_field("attempts")
+    due_at, updated_at = _meta.get_field("due_at"), _meta.get_field("updated_at")
+    if not connection.features.can_return_rows_from_bulk_insert:  # no UPDATE ... RETURNING
+        rows = Message.objects.select_for_update().filter(pk__in=ids, status="queued").exclude(
+            due_at__gt=now)
+        taken = list(rows.values_list("pk", flat=True))
+        Message.objects.filter(pk__in=taken).update(
+            status="sending", attempts=F("attempts") + 1, updated_at=now)
+        return taken
+    quote = connection.ops.quote_name
+    when = updated_at.get_db_prep_save(now, connection)
+    taken = []
+    chunks = list(_chunked(ids, IDS_PER_UPDATE))
+    with _together(connection, len(chunks)), connection.cursor() as cursor:
+        for chunk in chunks:
+            cursor.execute(
+                f"UPDATE {quote(_meta.db_table)} SET {quote(status.column)} = %s, "
+                f"{quote(attempts.column)} = {quote(attempts.column)} + 1, {quote(updated_at.column)} = %s "
+                f"WHERE {quote(_meta.pk.column)} IN ({_marks(chunk)}) AND {quote(status.column)} = %s "
+                f"AND ({quote(due_at.column)} IS NULL OR {quote(due_at.column)} <= %s) "
+                f"RETURNING {quote(_meta.pk.column)}",
+                ["sending", when, *chunk, "queued", when])
+            taken += [pk for (pk,) in cursor.fetchall()]
+    return taken
 
 
 def connections_of(backend_id: int, identities: Sequence[str]) -> dict[str, Connection]:

@@ -2,29 +2,36 @@
 
 `acks_late` with `reject_on_worker_lost` gives a task back to the broker when its worker
 dies, and the row's claim makes the second run harmless. Your project loads its Celery app
-in its package's `__init__` (as `demo/__init__.py` does), so that `delay()` uses it.
+in its package's `__init__` (as `demo/__init__.py` does), so that dispatch's tasks, sent
+by name, reach its workers.
 """
 
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from celery import Celery, shared_task
 
-from smsrouter import conf, recovery, workers
-from smsrouter.router import loaded_apps, periodic_jobs
+from smsrouter import conf, dispatch, inbound, periodic, recovery, sender
+from smsrouter.dbhealth import drop_broken_connections
 
 TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
 
 
-@shared_task(name="smsrouter.route_messages", **TASK_OPTIONS)
+@shared_task(name=dispatch.ROUTE_TASK, **TASK_OPTIONS)
 def route_messages(message_ids: list[int]) -> int:
     """Route the stored inbound messages among these ids that were not routed already."""
-    return workers.route_by_ids(message_ids)
+    return inbound.route_ids(message_ids)
 
 
-@shared_task(name="smsrouter.send_messages", **TASK_OPTIONS)
+@shared_task(name=dispatch.SEND_TASK, **TASK_OPTIONS)
 def send_messages(backend_name: str, message_ids: list[int]) -> int:
-    """Send the queued messages among these ids through one backend."""
-    return workers.send_by_ids(backend_name, message_ids)
+    """Send the queued, due messages among these ids through one backend; a retry goes
+    back to the queue with its backoff as the task's eta."""
+    drop_broken_connections()
+    done = async_to_sync(sender.send_due)(ids=message_ids, backend_names=[backend_name])
+    for name, ids in done.retries.items():
+        dispatch.send_later(name, ids, done.retry_at)
+    return done.sent
 
 
 @shared_task(name="smsrouter.recover")
@@ -34,18 +41,17 @@ def recover() -> dict[str, int]:
 
 
 @shared_task(name="smsrouter.run_periodic")
-def run_periodic(app_path: str, method: str) -> None:
-    """Run one app's periodic job (see `smsrouter.periodic`)."""
-    workers.run_periodic(app_path, method)
+def run_periodic(app_path: str, method: str, every: float) -> bool:
+    """Run one app's periodic job, unless another process has this period (its lease)."""
+    return periodic.run_if_due(app_path, method, every)
 
 
 def install_beat(app: Celery) -> None:
     """Add smsrouter's schedule to a Celery app: the sweeper, and every app's periodic jobs.
 
-    Call it from your project's celery.py, in an `on_after_configure` handler.
+    Call it from your project's celery.py, in an `on_after_finalize` handler.
     """
     app.add_periodic_task(60.0, recover.s(), name="smsrouter.recover")
-    for bound in loaded_apps():
-        for method, every in periodic_jobs(bound.app_class):
-            path = f"{bound.app_class.__module__}.{bound.app_class.__qualname__}"
-            app.add_periodic_task(every, run_periodic.s(path, method), name=f"{path}.{method}")
+    for job in periodic.jobs():
+        app.add_periodic_task(job.every, run_periodic.s(job.app_path, job.method, job.every),
+                              name=job.name)

@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+import time
 
 from django.db import DatabaseError, connection
 
@@ -9,6 +10,7 @@ from smsrouter import App
 from smsrouter.contrib.handlers import KeywordHandler, PatternHandler
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Contact
+from smsrouter.router import periodic
 
 calls: list[str] = []
 
@@ -174,8 +176,6 @@ class WritesThenDies(App):
 
 
 class Reminders(App):
-    from smsrouter.router import periodic
-
     @periodic(every=3600)
     def remind(self) -> None:
         Contact.objects.create(name="reminded")
@@ -264,3 +264,15 @@ class BadQueryOnOops(App):
             except DatabaseError:
                 pass
         return False
+
+
+#: When Ticks.tick ran, in loop-independent seconds.
+ticks: list[float] = []
+
+
+class Ticks(App):
+    """A periodic job five times a second."""
+
+    @periodic(every=0.2)
+    def tick(self) -> None:
+        ticks.append(time.monotonic())

@@ -80,3 +80,10 @@ class DefersBackend(BaseBackend):
 
     async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
         raise AssertionError("send() called on a backend that is not ready()")
+
+
+class MiscountingBackend(BaseBackend):
+    """A bug: one outcome, whatever it was given."""
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
+        return [SENT]

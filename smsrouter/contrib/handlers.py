@@ -69,7 +69,7 @@ class BaseHandler:
         def handle(app: App, msg: IncomingMessage) -> bool:
             return cls.dispatch(app.router, msg)
 
-        return type(cls.__name__, (App,), {"handle": handle, "handler_class": cls,
+        return type(cls.__name__, (App,), {"handle": handle,
                                            "__module__": cls.__module__,
                                            "__qualname__": cls.__qualname__})
 

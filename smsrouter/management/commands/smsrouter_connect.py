@@ -1,8 +1,8 @@
 """`manage.py smsrouter_connect <backend>`: keep one backend's link open in this process.
 
 For deployments where the ASGI server does not run lifespan hooks, or runs several
-processes (a bind must be held by exactly one): this process binds, receives, and sends
-what every other process left queued for the backend.
+processes (a bind must be held by exactly one): this process binds, receives, and its
+scheduler sends what every other process left queued for the backend.
 """
 
 import asyncio
@@ -11,9 +11,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from smsrouter import dispatch, loop
 from smsrouter.backends import backends
 from smsrouter.backends.base import BaseBackend
 from smsrouter.exceptions import SmsRouterError
+from smsrouter.scheduler import Scheduler
 
 
 class Command(BaseCommand):
@@ -28,7 +30,7 @@ class Command(BaseCommand):
             instance = backends[backend]
         except SmsRouterError as exc:
             raise CommandError(str(exc)) from exc
-        if type(instance).activate is BaseBackend.activate:
+        if not instance.holds_link:
             raise CommandError(
                 f"Backend {backend!r} ({type(instance).__name__}) keeps no link to hold: "
                 "it sends from any process. smsrouter_connect is for backends such as "
@@ -37,18 +39,23 @@ class Command(BaseCommand):
 
     async def _run(self, instance: BaseBackend) -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+            running.add_signal_handler(signum, stop.set)
         listeners = getattr(instance, "state_listeners", None)
         if listeners is not None:
             listeners.append(self._report)
         self.stdout.write(f"{instance.name}: connecting ({type(instance).__name__})")
+        loop.set_server_loop(running)
         await instance.activate()
+        scheduler = Scheduler(dispatch.Duties((instance.name,), sweeps=False, periodic=False))
+        await scheduler.start()
         try:
             await stop.wait()
         finally:
+            await scheduler.stop()
             await instance.deactivate()
+            loop.set_server_loop(None)
         self.stdout.write(f"{instance.name}: stopped")
 
     def _report(self, state: str, detail: str) -> None:
