@@ -2,6 +2,7 @@
 
 Ids come in blocks per setting and are never reused: E00x INSTALLED_BACKENDS,
 E01x SMSROUTER_PROCESSING, E02x SMSROUTER_APPS, E03x SMSROUTER_DEFAULT_RESPONSE;
+E04x to E07x one backend's own options each, E08x the options every backend takes;
 W00x the deployment around them (caches).
 """
 

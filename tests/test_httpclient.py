@@ -59,3 +59,20 @@ def test_one_session_per_loop_closed_when_the_loop_shuts_down(gateway):
     assert first.closed
     other, _ = run(sessions())
     assert other is not first
+
+
+def test_a_request_gives_up_after_its_timeout():
+    """A gateway that holds the request past the backend's `timeout` is a temporary failure."""
+    with socket.socket() as silent:  # accepts connections into its backlog, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        with pytest.raises(TemporarySendError, match="TimeoutError"):
+            run(httpclient.request("GET", f"http://127.0.0.1:{port}/send", timeout=0.2))
+
+
+def test_a_timeout_that_is_not_positive_fails_the_check():
+    from tests.backends import RecordingBackend
+
+    (error,) = RecordingBackend.check_config("gw", {"timeout": 0})
+    assert error.id == "smsrouter.E080"

@@ -106,6 +106,7 @@ class BaseBackend:
         "default_region": str,
         "rate_limit": (int, float),  # messages per second, across all workers
         "concurrency": int,  # requests in flight per worker, for one-message-per-request APIs
+        "timeout": (int, float),  # seconds a send request may take (HTTP backends; default 30)
     }
 
     def __init__(self, name: str, **config: Any) -> None:
@@ -139,6 +140,12 @@ class BaseBackend:
                     f"not {type(value).__name__}.",
                     hint=f"INSTALLED_BACKENDS[{name!r}][{option!r}] = <{names}>",
                     id="smsrouter.E009"))
+        timeout = given.get("timeout")
+        if isinstance(timeout, (int, float)) and timeout <= 0:
+            errors.append(Error(
+                f"Backend {name!r}: timeout must be more than 0 seconds, not {timeout}.",
+                hint="Leave 'timeout' out for 30 seconds, or give the seconds a send may take.",
+                id="smsrouter.E080"))
         region = given.get("default_region")
         if isinstance(region, str) and not phones.is_region(region):
             errors.append(Error(

@@ -119,6 +119,7 @@ class HttpBackend(BaseBackend):
             json=fill(self.config.get("outbound_json"), values),
             headers=self.config.get("outbound_headers"),
             auth=(str(auth[0]), str(auth[1])) if auth else None,
+            timeout=self.config.get("timeout"),
         )
         answer.raise_for_status()
 

@@ -181,7 +181,8 @@ class KannelBackend(BaseBackend):
             params["dlr-mask"] = DLR_MASK
             params["dlr-url"] = self._dlr_url(batch[0])
         separator = "&" if "?" in self.sendsms_url else "?"
-        answer = await httpclient.request("GET", self.sendsms_url + separator + urlencode(params))
+        answer = await httpclient.request("GET", self.sendsms_url + separator + urlencode(params),
+                                          timeout=self.config.get("timeout"))
         answer.raise_for_status()  # 202 "0: Accepted for delivery" or "3: Queued for later..."
         return [SENT] * len(batch)  # no id: reports find the message by the dlr-url's
 

@@ -218,7 +218,7 @@ class TwilioBackend(BaseBackend):
             form["StatusCallback"] = callback
         answer = await httpclient.request(
             "POST", f"{api_url}/2010-04-01/Accounts/{account_sid}/Messages.json",
-            data=form, auth=(account_sid, self.config["auth_token"]),
+            data=form, auth=(account_sid, self.config["auth_token"]), timeout=self.config.get("timeout"),
         )
         answer.raise_for_status(detail=_twilio_error(answer))
         return _sid(answer)

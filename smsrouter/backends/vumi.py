@@ -61,7 +61,8 @@ class VumiBackend(BaseBackend):
             payload["in_reply_to"] = message.in_response_to.record.external_id
         user, password = self.config.get("sendsms_user"), self.config.get("sendsms_pass")
         answer = await httpclient.request("POST", self.config["sendsms_url"], json=payload,
-                                    auth=(user, password or "") if user else None)
+                                    auth=(user, password or "") if user else None,
+                                          timeout=self.config.get("timeout"))
         answer.raise_for_status()
         try:
             sent_id = answer.json().get("message_id")
