@@ -3,13 +3,26 @@
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import BaseChannelLayer
 
-from smsrouter.contrib.httptester.live import group, is_tester
+from smsrouter.contrib.httptester.live import fallback_layer, group, is_tester
 
 NOT_A_TESTER = 4404  # close code: like HTTP's 404, in the range left to applications
 
 
 class ConversationConsumer(AsyncJsonWebsocketConsumer):
+    """Sends the frames that live.py publishes for one conversation, on the same layer."""
+
+    @property
+    def channel_layer(self) -> BaseChannelLayer:
+        return self._channel_layer
+
+    @channel_layer.setter
+    def channel_layer(self, layer: BaseChannelLayer | None) -> None:
+        # AsyncConsumer.__call__ assigns get_channel_layer(alias), None without
+        # CHANNEL_LAYERS: then the layer that live.py publishes to.
+        self._channel_layer = fallback_layer if layer is None else layer
+
     async def connect(self) -> None:
         route = self.scope["url_route"]["kwargs"]
         if not is_tester(route["backend_name"]):
