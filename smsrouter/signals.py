@@ -12,10 +12,15 @@ if TYPE_CHECKING:
 #: connection and backend loaded), inside the transaction that changed them: a receiver
 #: that reaches outside (a WebSocket, a queue) should wait for `transaction.on_commit`.
 #: Bulk updates send it too, unlike Django's post_save.
+#:
+#: A receiver that raises is logged (logger django.dispatch, with its traceback) and the
+#: change stands: a notification must not turn an SMS already accepted into a 500, or make
+#: the group commit store it again. A receiver that queries the database should do so in
+#: a `transaction.atomic()` of its own, so that a failed query rolls back only that.
 messages_changed = Signal()
 
 
 def changed(messages: Sequence["Message"]) -> None:
     """Send messages_changed for these rows, if there are any and anyone listens."""
     if messages:
-        messages_changed.send(sender=type(messages[0]), messages=messages)
+        messages_changed.send_robust(sender=type(messages[0]), messages=messages)
