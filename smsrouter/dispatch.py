@@ -89,7 +89,7 @@ def _hand_on(messages: list[OutgoingMessage], due_at: datetime | None) -> None:
     elif sender.wake_local(messages, due_at):
         return
     elif due_at is None or due_at <= timezone.now():
-        async_to_sync(sender.send)(messages)
+        sender.send_blocking(messages)
     # Due later and no scheduler here: the next one to sweep (smsrouter_sender) sends it.
 
 

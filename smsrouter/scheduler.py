@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from django.db.models import Min
 from django.utils import timezone
 
@@ -162,15 +161,15 @@ class Scheduler:
         try:
             if self.duties.sweeps:
                 after = conf.get("SMSROUTER_RECOVER_AFTER")
-                await database_sync_to_async(recovery.requeue_interrupted)(after)
-                stuck = await database_sync_to_async(recovery.stuck_inbound)(after)
+                await sync_to_async(recovery.requeue_interrupted)(after)
+                stuck = await sync_to_async(recovery.stuck_inbound)(after)
                 for start in range(0, len(stuck), sender.BATCH):
-                    await database_sync_to_async(inbound.route_ids)(stuck[start:start + sender.BATCH])
+                    await sync_to_async(inbound.route_ids)(stuck[start:start + sender.BATCH])
             if not self.duties.backends:
                 return
             while (await self._round(sender.send_due(backend_names=self.duties.backends))).claimed == sender.BATCH:
                 pass
-            if (upcoming := await database_sync_to_async(self._upcoming)()) is not None:
+            if (upcoming := await sync_to_async(self._upcoming)()) is not None:
                 self._plan(upcoming)
         except Exception:
             logger.exception("the sender's sweep failed; the next one tries again")
@@ -184,11 +183,11 @@ class Scheduler:
     async def _periodic(self, name: str) -> None:
         job = self._jobs[name]
         try:
-            next_due = await database_sync_to_async(periodic.take_turn)(name, job.every)
+            next_due = await sync_to_async(periodic.take_turn)(name, job.every)
             if next_due is not None:
                 await sync_to_async(periodic.run, thread_sensitive=False)(job.app_path, job.method)
             else:
-                next_due = await database_sync_to_async(periodic.next_turn)(name)
+                next_due = await sync_to_async(periodic.next_turn)(name)
         except Exception:
             logger.exception("periodic job %s failed", name)
             next_due = None

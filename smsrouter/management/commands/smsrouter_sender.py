@@ -11,7 +11,7 @@ import asyncio
 import signal
 from typing import Any
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.core.management.base import BaseCommand, CommandParser
 
 from smsrouter import conf, dispatch, inbound, periodic, recovery, sender
@@ -53,9 +53,9 @@ async def _once(duties: dispatch.Duties) -> str:
     routed = requeued = 0
     if duties.sweeps:
         after = conf.get("SMSROUTER_RECOVER_AFTER")
-        requeued = await database_sync_to_async(recovery.requeue_interrupted)(after)
-        stuck = await database_sync_to_async(recovery.stuck_inbound)(after)
-        routed = await database_sync_to_async(inbound.route_ids)(stuck) if stuck else 0
+        requeued = await sync_to_async(recovery.requeue_interrupted)(after)
+        stuck = await sync_to_async(recovery.stuck_inbound)(after)
+        routed = await sync_to_async(inbound.route_ids)(stuck) if stuck else 0
     sent = failed = retried = 0
     while duties.backends:
         done = await sender.send_due(backend_names=duties.backends)
@@ -66,6 +66,6 @@ async def _once(duties: dispatch.Duties) -> str:
     jobs = 0
     if duties.periodic:
         for job in periodic.jobs():
-            jobs += await database_sync_to_async(periodic.run_if_due)(job.app_path, job.method, job.every)
+            jobs += await sync_to_async(periodic.run_if_due)(job.app_path, job.method, job.every)
     return (f"Routed {routed} stuck message(s), re-queued {requeued} interrupted send(s); "
             f"sent {sent}, failed {failed}, queued {retried} for a retry; ran {jobs} periodic job(s).")
