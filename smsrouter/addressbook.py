@@ -78,7 +78,7 @@ def _once_committed(remember: Callable[[], None]) -> None:
     if _trusting:
         remember()
     else:
-        transaction.on_commit(remember)
+        transaction.on_commit(remember, robust=True)
 
 
 def _remember(key: tuple[str, str], connection: Connection) -> None:

@@ -14,6 +14,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
+from django.db.models import Q
 from django.utils import timezone
 
 from smsrouter import dispatch, inbound, sender
@@ -42,10 +43,13 @@ def recover(older_than: float) -> dict[str, int]:
     and send (or hand on) every queued message that is due. How many of each direction."""
     stuck = stuck_inbound(older_than)
     requeue_interrupted(older_than)
+    now = timezone.now()
     due: dict[str, list[int]] = defaultdict(list)
+    # Scheduled sends and retries once due; others (handed on when stored) once left.
     for pk, backend_name in Message.objects.filter(
+        Q(due_at__lte=now) | Q(due_at__isnull=True, updated_at__lt=now - timedelta(seconds=older_than)),
         direction=Direction.OUT, status=Status.QUEUED,
-    ).exclude(due_at__gt=timezone.now()).order_by("pk").values_list("pk", "backend__name"):
+    ).order_by("pk").values_list("pk", "backend__name"):
         due[backend_name].append(pk)
     if dispatch.routes_here():
         for chunk in dispatch.in_chunks(stuck):
