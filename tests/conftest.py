@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,32 @@ def gateway(_gateway_server: FakeGateway) -> FakeGateway:
     """A provider stand-in on a loopback port: `gateway.url`, `gateway.requests`."""
     _gateway_server.reset()
     return _gateway_server
+
+
+@pytest.fixture
+def application(settings: Any) -> Any:
+    """The demo's ASGI root over the tests' URLs, routing through echo."""
+    from django.core.asgi import get_asgi_application
+
+    from smsrouter.asgi import build_application
+
+    settings.ROOT_URLCONF = "tests.urls"
+    settings.SMSROUTER_APPS = ["smsrouter.contrib.echo.EchoApp"]
+    return build_application(get_asgi_application())
+
+
+@pytest_asyncio.fixture
+async def served(application: Any) -> AsyncIterator[Any]:
+    """The application started by its lifespan, as under a server: concurrent webhooks
+    commit together, and the scheduler sends."""
+    from channels.testing import ApplicationCommunicator
+
+    lifespan = ApplicationCommunicator(application, {"type": "lifespan"})
+    await lifespan.send_input({"type": "lifespan.startup"})
+    assert await lifespan.receive_output(timeout=5) == {"type": "lifespan.startup.complete"}
+    yield application
+    await lifespan.send_input({"type": "lifespan.shutdown"})
+    assert await lifespan.receive_output(timeout=5) == {"type": "lifespan.shutdown.complete"}
 
 
 @pytest_asyncio.fixture

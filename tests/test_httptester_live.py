@@ -5,13 +5,10 @@ fails is logged, never stores a message twice."""
 import logging
 
 import pytest
-import pytest_asyncio
 from channels.layers import BaseChannelLayer, get_channel_layer
-from channels.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
-from django.core.asgi import get_asgi_application
+from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.test.signals import setting_changed
 
-from smsrouter.asgi import build_application
 from smsrouter.models import Message
 
 INBOUND = "/backend/httptester-public/"
@@ -22,24 +19,6 @@ class DownLayer(BaseChannelLayer):
 
     async def group_send(self, group, message):
         raise ConnectionError("Redis is down")
-
-
-@pytest.fixture
-def application(settings):
-    settings.ROOT_URLCONF = "tests.urls"
-    settings.SMSROUTER_APPS = ["smsrouter.contrib.echo.EchoApp"]
-    return build_application(get_asgi_application())
-
-
-@pytest_asyncio.fixture
-async def served(application):
-    """Started by its lifespan, as under a server: concurrent webhooks commit together."""
-    lifespan = ApplicationCommunicator(application, {"type": "lifespan"})
-    await lifespan.send_input({"type": "lifespan.startup"})
-    assert await lifespan.receive_output(timeout=5) == {"type": "lifespan.startup.complete"}
-    yield application
-    await lifespan.send_input({"type": "lifespan.shutdown"})
-    assert await lifespan.receive_output(timeout=5) == {"type": "lifespan.shutdown.complete"}
 
 
 async def post_form(application, body):

@@ -9,37 +9,16 @@ import sys
 import threading
 
 import pytest
-import pytest_asyncio
 from asgiref.sync import sync_to_async
-from channels.testing import ApplicationCommunicator, HttpCommunicator
+from channels.testing import HttpCommunicator
 from django.core import signals
-from django.core.asgi import get_asgi_application
 
-from smsrouter.asgi import build_application
 from smsrouter.backends.httptester import HttpTesterBackend
 from smsrouter.models import Message
 from smsrouter.signals import messages_changed
 from smsrouter.webhooks import WebhookFastPath
 
 INBOUND = "/backend/httptester-public/"
-
-
-@pytest.fixture
-def application(settings):
-    settings.ROOT_URLCONF = "tests.urls"
-    settings.SMSROUTER_APPS = ["smsrouter.contrib.echo.EchoApp"]
-    return build_application(get_asgi_application())
-
-
-@pytest_asyncio.fixture
-async def served(application):
-    """The application started by its lifespan, as under a server: webhooks are batched."""
-    lifespan = ApplicationCommunicator(application, {"type": "lifespan"})
-    await lifespan.send_input({"type": "lifespan.startup"})
-    assert await lifespan.receive_output(timeout=5) == {"type": "lifespan.startup.complete"}
-    yield application
-    await lifespan.send_input({"type": "lifespan.shutdown"})
-    assert await lifespan.receive_output(timeout=5) == {"type": "lifespan.shutdown.complete"}
 
 
 @pytest.fixture
