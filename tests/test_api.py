@@ -1,7 +1,11 @@
 """smsrouter.incoming() and smsrouter.send(): what is stored, routed and sent."""
 
+from datetime import timedelta
+
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import transaction
+from django.utils import timezone
 
 import smsrouter
 from smsrouter.exceptions import ConfigurationError, UnknownBackend
@@ -15,7 +19,7 @@ RECORDING = "tests.backends.RecordingBackend"
 
 @pytest.fixture
 def gateways(settings):
-    """Three gateways: two that record, one that is down."""
+    """Four gateways: two that record, one that is down, one that refuses some numbers."""
     test_backends.calls.clear()
     settings.INSTALLED_BACKENDS = {
         "a": {"ENGINE": RECORDING},
@@ -28,9 +32,11 @@ def gateways(settings):
     return test_backends.calls
 
 
-def test_incoming_stores_and_routes_and_returns_the_message(gateways):
-    """The returned message carries the public attributes of ARCHITECTURE.md §2."""
-    msg = smsrouter.incoming("a", "+255700000001", "echo hi", fields={"source": "test"})
+def test_incoming_stores_and_routes_and_returns_the_message(gateways, django_capture_on_commit_callbacks):
+    """The returned message carries the public attributes of ARCHITECTURE.md §2; its reply
+    is sent once committed."""
+    with django_capture_on_commit_callbacks(execute=True):
+        msg = smsrouter.incoming("a", "+255700000001", "echo hi", fields={"source": "test"})
     assert (msg.text, msg.connection.identity, msg.connection.backend.name) == (
         "echo hi", "+255700000001", "a")
     assert msg.fields == {"source": "test"} and msg.received_at is not None
@@ -54,10 +60,14 @@ class LooksItselfUp(smsrouter.App):
         return True
 
 
-def test_a_repeated_external_id_returns_the_stored_message_and_routes_nothing(gateways):
+def test_a_repeated_external_id_returns_the_stored_message_and_routes_nothing(
+    gateways, django_capture_on_commit_callbacks
+):
     """Gateways retry webhooks: the second delivery is answered from the database."""
-    first = smsrouter.incoming("a", "+255700000001", "echo hi", external_id="kannel-42")
-    again = smsrouter.incoming("a", "+255700000001", "echo hi", external_id="kannel-42")
+    with django_capture_on_commit_callbacks(execute=True):
+        first = smsrouter.incoming("a", "+255700000001", "echo hi", external_id="kannel-42")
+    with django_capture_on_commit_callbacks(execute=True):
+        again = smsrouter.incoming("a", "+255700000001", "echo hi", external_id="kannel-42")
     assert again.id == first.id
     assert [r.id for r in again.responses] == [r.id for r in first.responses]
     assert Message.objects.filter(direction="in").count() == 1
@@ -122,20 +132,45 @@ def test_deleting_a_connection_evicts_it_from_the_cache(gateways, django_capture
     assert Connection.objects.get().pk == msg.connection.pk
 
 
-def test_send_to_identities_is_one_backend_call(gateways):
+def test_send_to_identities_is_one_backend_call(gateways, django_capture_on_commit_callbacks):
     """Several recipients on one backend are handed over in one send() call."""
-    sent = smsrouter.send("meeting at 10", ["+255700000001", "+255700000002"], backend="a")
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = smsrouter.send("meeting at 10", ["+255700000001", "+255700000002"], backend="a")
     assert [(m.connection.identity, m.status) for m in sent] == [
         ("+255700000001", "sent"), ("+255700000002", "sent")]
     assert gateways == [("a", [("+255700000001", "meeting at 10"), ("+255700000002", "meeting at 10")])]
     assert all(m.id and m.in_response_to is None for m in sent)
 
 
-def test_send_to_connections_groups_by_their_backends(gateways):
+def test_a_reply_is_sent_only_once_its_transaction_commits(gateways, django_capture_on_commit_callbacks):
+    """A caller's transaction that rolls back takes the reply with it, unsent."""
+    with django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            msg = smsrouter.incoming("a", "+255700000001", "echo hi")
+            assert gateways == [] and msg.responses[0].status == "queued"
+    assert gateways == [("a", [("+255700000001", "hi")])]
+    with django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            smsrouter.incoming("a", "+255700000001", "echo bye")
+            transaction.set_rollback(True)
+    assert len(gateways) == 1 and not Message.objects.filter(text__contains="bye").exists()
+
+
+def test_a_scheduled_send_waits_queued_for_a_sender(gateways, django_capture_on_commit_callbacks):
+    """Without a scheduler in the process, nothing sends it early: smsrouter_sender will."""
+    later = timezone.now() + timedelta(hours=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        (message,) = smsrouter.send("tomorrow", "+1", backend="a", at=later)
+    assert gateways == [] and message.status == "queued"
+    assert Message.objects.get().due_at == later
+
+
+def test_send_to_connections_groups_by_their_backends(gateways, django_capture_on_commit_callbacks):
     """Connections carry their backend; one call per backend."""
     on_a = smsrouter.incoming("a", "+1", "no reply").connection
     on_b = smsrouter.incoming("b", "+2", "no reply").connection
-    smsrouter.send("hello", [on_a, on_b, Connection.objects.get(pk=on_a.pk)])
+    with django_capture_on_commit_callbacks(execute=True):
+        smsrouter.send("hello", [on_a, on_b, Connection.objects.get(pk=on_a.pk)])
     assert sorted(gateways) == [("a", [("+1", "hello"), ("+1", "hello")]), ("b", [("+2", "hello")])]
 
 
@@ -167,22 +202,30 @@ def test_send_to_nobody_sends_nothing(gateways):
     assert smsrouter.send("hello", [], backend="a") == []
 
 
-def test_a_backend_that_raises_fails_its_messages_not_the_caller(gateways):
-    """The error is kept on each message; the caller gets the statuses."""
-    sent = smsrouter.send("hello", ["+1", "+2"], backend="down")
+def test_a_backend_that_raises_fails_its_messages_not_the_caller(
+    gateways, settings, django_capture_on_commit_callbacks
+):
+    """The error is kept on each message; the caller gets the statuses. (With attempts
+    left, the messages would be queued again: see test_sender.py.)"""
+    settings.SMSROUTER_SEND_MAX_ATTEMPTS = 1
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = smsrouter.send("hello", ["+1", "+2"], backend="down")
     assert [m.status for m in sent] == ["failed", "failed"]
-    assert {m.error for m in Message.objects.all()} == {"TemporarySendError: gateway answered 503"}
+    assert {m.error for m in Message.objects.all()} == {"gateway answered 503"}
 
 
-def test_one_down_backend_does_not_stop_another(gateways):
+def test_one_down_backend_does_not_stop_another(gateways, settings, django_capture_on_commit_callbacks):
+    settings.SMSROUTER_SEND_MAX_ATTEMPTS = 1
     on_a = smsrouter.incoming("a", "+1", "no reply").connection
     on_down = smsrouter.incoming("down", "+2", "no reply").connection
-    sent = smsrouter.send("hello", [on_a, on_down])
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = smsrouter.send("hello", [on_a, on_down])
     assert [m.status for m in sent] == ["sent", "failed"]
 
 
-def test_a_backend_may_fail_single_messages(gateways):
-    sent = smsrouter.send("hello", ["+255700000001", "0700000002"], backend="picky")
+def test_a_backend_may_fail_single_messages(gateways, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = smsrouter.send("hello", ["+255700000001", "0700000002"], backend="picky")
     assert [(m.status, m.error) for m in sent] == [("sent", ""), ("failed", "rejected number")]
     assert Message.objects.get(connection__identity="0700000002").status == Status.FAILED
 
@@ -202,9 +245,10 @@ def test_the_async_twins(gateways):
     assert Message.objects.count() == 3
 
 
-def test_a_deferred_message_stays_queued(gateways, settings):
+def test_a_deferred_message_stays_queued(gateways, settings, django_capture_on_commit_callbacks):
     """A backend that can send only from the process holding its link leaves it queued."""
     settings.INSTALLED_BACKENDS = {"bound-elsewhere": {"ENGINE": "tests.backends.DefersBackend"}}
-    (message,) = smsrouter.send("hello", "+1", backend="bound-elsewhere")
+    with django_capture_on_commit_callbacks(execute=True):
+        (message,) = smsrouter.send("hello", "+1", backend="bound-elsewhere")
     assert message.status == "queued"
     assert Message.objects.get().status == "queued"
