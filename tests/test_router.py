@@ -1,13 +1,14 @@
 """The phase rules of ARCHITECTURE.md §2, one behaviour per test."""
 
-import asyncio
 import logging
 import threading
 
 import pytest
 
-from smsrouter.models import Message, Status
-from smsrouter.router import BoundApp, Router, all_sync, drive
+from smsrouter import App
+from smsrouter.messages import IncomingMessage, OutgoingMessage
+from smsrouter.models import Backend, Connection, Message, Status
+from smsrouter.router import BoundApp, Router
 from tests import apps
 
 pytestmark = pytest.mark.django_db
@@ -176,23 +177,81 @@ def test_a_sync_caller_with_only_def_phases_routes_in_its_own_thread(sms, settin
     assert sms.outbox.texts() == ["noted"]
 
 
-def test_all_sync_tells_blocking_routers_from_the_rest():
-    assert all_sync([BoundApp.of(apps.First), BoundApp.of(apps.Parses)])
-    assert not all_sync([BoundApp.of(apps.First), BoundApp.of(apps.AsyncHandles)])
-    with pytest.raises(ValueError, match="all `def`"):
-        Router([apps.AsyncHandles], blocking=True)
+class RespondsAndReturns(App):
+    """RapidSMS style: `return msg.respond(...)`, a truthy OutgoingMessage."""
+
+    def handle(self, msg):
+        return msg.respond(f"got {msg.text}")
 
 
-def test_drive_refuses_a_coroutine_that_waits_on_the_loop():
-    """A bug, loudly, rather than a message routed half-way."""
-
-    async def waits() -> None:
-        await asyncio.sleep(0)
-
-    with pytest.raises(RuntimeError, match="tried to wait on the event loop"):
-        drive(waits())
-    assert drive(_returns("done")) == "done"
+class AsyncRespondsAndReturns(App):
+    async def handle(self, msg):
+        return msg.respond(f"async got {msg.text}")
 
 
-async def _returns(value: str) -> str:
-    return value
+class FiltersWithAReason(App):
+    def filter(self, msg):
+        return "blocked number" if "spam" in msg.text else None
+
+
+class DefaultsWithTheReply(App):
+    def default(self, msg):
+        return msg.respond("from default")
+
+
+@pytest.mark.parametrize("app", ["RespondsAndReturns", "AsyncRespondsAndReturns"])
+def test_a_truthy_handle_counts_as_handled(sms, settings, calls, app):
+    """Any truthy answer handles the message, as in RapidSMS: later handle() and the
+    default phase are skipped, and no default reply is sent."""
+    settings.SMSROUTER_APPS = [f"tests.test_router.{app}", "tests.apps.Second"]
+    settings.SMSROUTER_DEFAULT_RESPONSE = "Sorry"
+    assert sms.receive("hi").texts() == [f"{'async ' * app.startswith('Async')}got hi"]
+    assert "Second.handle" not in calls and "Second.default" not in calls
+
+
+def test_a_truthy_filter_drops_and_a_falsy_one_does_not(sms, settings, calls):
+    settings.SMSROUTER_APPS = ["tests.test_router.FiltersWithAReason", "tests.apps.Handles"]
+    assert sms.receive("spam") == [] and "Handles.handle" not in calls
+    assert sms.receive("ham").texts() == ["handled ham"]
+
+
+def test_a_truthy_default_stops_the_default_phase(sms, settings, calls):
+    settings.SMSROUTER_APPS = ["tests.test_router.DefaultsWithTheReply", "tests.apps.Second"]
+    settings.SMSROUTER_DEFAULT_RESPONSE = "Sorry"
+    assert sms.receive("hi").texts() == ["from default"]
+    assert "Second.default" not in calls
+
+
+class Scratch(App):
+    """Keeps what parse() saw on the instance, for handle() to answer with."""
+
+    def parse(self, msg):
+        self.seen = [*getattr(self, "seen", []), msg.text]
+
+    def handle(self, msg):
+        return msg.respond(",".join(self.seen))
+
+
+@pytest.mark.sms_apps("tests.test_router.Scratch")
+def test_an_app_instance_serves_one_message(sms):
+    """A message's phases share the instance; the next message gets a new one."""
+    assert sms.receive("one").texts() == ["one"]
+    assert sms.receive("two").texts() == ["two"]
+
+
+def unsaved(text):
+    connection = Connection(backend=Backend(name="test"), identity="+1")
+    return IncomingMessage(Message(text=text, fields={}), connection)
+
+
+def test_the_router_is_a_plain_blocking_call(calls):
+    """Router(apps).incoming(msg) routes it before returning, `async def` phases and all;
+    outgoing(msg) names the app that cancels."""
+    msg = unsaved("hi")
+    assert Router([apps.First, apps.AsyncHandles]).incoming(msg) is None
+    assert [reply.text for reply in msg.responses] == ["async hi"]
+    assert calls[-1] == "First.cleanup"
+    router = Router([apps.CancelsSecret, apps.First])
+    assert router.outgoing(OutgoingMessage("secret", msg.connection)) == "CancelsSecret"
+    assert router.outgoing(OutgoingMessage("public", msg.connection)) is None
+    assert calls.count("First.start") == 2  # once per router
