@@ -66,9 +66,11 @@ class Round:
     claimed: int = 0
     sent: int = 0
     failed: int = 0
-    #: Ids queued again for a retry, by backend, and when the first of them is due.
+    #: Ids queued again for a retry, by backend, and when the first and the last of them
+    #: are due (each has its own jitter).
     retries: dict[str, list[int]] = field(default_factory=dict)
     retry_at: datetime | None = None
+    all_due_at: datetime | None = None
 
 
 async def send(messages: Sequence[OutgoingMessage]) -> Round:
@@ -220,6 +222,7 @@ def record(results: Sequence[tuple[OutgoingMessage, Outcome]]) -> Round:
             status, due_at = Status.QUEUED, now + backoff(row.attempts)
             done.retries.setdefault(msg.backend_name, []).append(msg.id)
             done.retry_at = min(filter(None, (done.retry_at, due_at)))
+            done.all_due_at = max(filter(None, (done.all_due_at, due_at)))
         else:
             status, done.failed = Status.FAILED, done.failed + 1
         msg.status, msg.error, msg.external_id = status, outcome.error, outcome.external_id

@@ -25,12 +25,13 @@ def route_messages(message_ids: list[int]) -> int:
 
 @shared_task(name=dispatch.SEND_TASK, **TASK_OPTIONS)
 def send_messages(backend_name: str, message_ids: list[int]) -> int:
-    """Send the queued, due messages among these ids through one backend; a retry goes
-    back to the queue with its backoff as the task's eta."""
+    """Send the queued, due messages among these ids through one backend; the retries go
+    back to the broker together, due when the last of them is (a task run earlier would
+    skip those not yet due)."""
     drop_broken_connections()
     done = async_to_sync(sender.send_due)(ids=message_ids, backend_names=[backend_name])
     for name, ids in done.retries.items():
-        dispatch.send_later(name, ids, done.retry_at)
+        dispatch.send_later(name, ids, done.all_due_at)
     return done.sent
 
 

@@ -63,6 +63,7 @@ def test_a_temporary_failure_is_queued_again_with_backoff_then_fails(gateways, s
     before = timezone.now()
     done = send_due(ids=[message.id])
     assert done.retries == {"down": [message.id]} and done.retry_at > before
+    assert done.all_due_at == done.retry_at  # one message: the first retry is the last
     row = Message.objects.get()
     assert (row.status, row.attempts, row.error) == ("queued", 1, "gateway answered 503")
     assert before + timedelta(seconds=5) <= row.due_at <= before + timedelta(seconds=11)
@@ -71,6 +72,14 @@ def test_a_temporary_failure_is_queued_again_with_backoff_then_fails(gateways, s
         Message.objects.update(due_at=timezone.now())  # the clock moves on
         send_due(ids=[message.id])
     assert rows() == [("failed", 3, "gateway answered 503")]
+
+
+def test_retries_failed_together_are_due_by_the_last_of_their_backoffs(gateways, settings):
+    """A worker's retry task runs once every one of them is due, or it would skip some."""
+    sent = smsrouter.send("hello", [f"+{n}" for n in range(1, 9)], backend="down")
+    done = send_due(ids=[m.id for m in sent])
+    due = list(Message.objects.values_list("due_at", flat=True))
+    assert (done.retry_at, done.all_due_at) == (min(due), max(due))
 
 
 def test_a_permanent_failure_fails_that_message_alone(gateways):
