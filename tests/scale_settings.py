@@ -21,7 +21,7 @@ SMSROUTER_DEFAULT_RESPONSE = None
 SMSROUTER_SEND_BACKOFF = 0.2
 SMSROUTER_SEND_BACKOFF_MAX = 1.0
 SMSROUTER_SEND_MAX_ATTEMPTS = 1000
-CELERY_TASK_DEFAULT_QUEUE = os.environ["CELERY_QUEUE"]
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")
 LOGGING = {"version": 1, "disable_existing_loggers": False,
            "handlers": {"console": {"class": "logging.StreamHandler"}},
            "loggers": {"smsrouter": {"handlers": ["console"], "level": "ERROR"}}}
