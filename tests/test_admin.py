@@ -9,14 +9,17 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def messages(settings):
+def messages(settings, django_capture_on_commit_callbacks):
+    """Two conversations; the reply through the down gateway failed (no attempts left)."""
     settings.INSTALLED_BACKENDS = {
         "a": {"ENGINE": "smsrouter.backends.httptester.HttpTesterBackend"},
         "b": {"ENGINE": "tests.backends.DownBackend"},
     }
     settings.SMSROUTER_APPS = ["smsrouter.contrib.echo.EchoApp"]
-    smsrouter.incoming("a", "+255700000001", "echo malaria case")
-    smsrouter.incoming("b", "+255711111111", "echo stock out")
+    settings.SMSROUTER_SEND_MAX_ATTEMPTS = 1
+    with django_capture_on_commit_callbacks(execute=True):
+        smsrouter.incoming("a", "+255700000001", "echo malaria case")
+        smsrouter.incoming("b", "+255711111111", "echo stock out")
 
 
 def changelist(admin_client, **params):
@@ -33,6 +36,7 @@ def test_search_by_identity_and_by_text(admin_client, messages):
 
 def test_filter_by_status_backend_and_direction(admin_client, messages):
     assert changelist(admin_client, status__exact="failed") == ["→ +255711111111: stock out"]
+    assert changelist(admin_client, status__exact="sent") == ["→ +255700000001: malaria case"]
     assert len(changelist(admin_client, backend__id__exact=Backend.objects.get(name="a").pk)) == 2
     assert len(changelist(admin_client, direction__exact="in")) == 2
 
