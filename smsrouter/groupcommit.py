@@ -11,6 +11,9 @@ Batches form on the server's loop only (the one ASGI lifespan started, see
 `smsrouter.loop`), where requests are concurrent and the batch's thread is Django's shared
 one. Elsewhere (a test's loop, asyncio.run() in a script) an item is written alone, as
 `sync_to_async(thread_sensitive=True)` would: in the caller's thread-sensitive context.
+So is an item submitted from inside a batch being written (an `async def` phase that
+awaits `asend()` while its message is routed, a send once the batch commits): that
+batch's thread is waiting for it, and a batch of its own would wait for that thread.
 """
 
 import asyncio
@@ -72,7 +75,7 @@ class GroupCommit(Generic[T, R]):
     async def submit(self, item: T) -> R:
         """Write `item` with whatever else is waiting; its result once committed."""
         running = asyncio.get_running_loop()
-        if not loop.is_server_loop(running):
+        if _writing.get() or not loop.is_server_loop(running):
             [result] = await sync_to_async(self.write, thread_sensitive=True)([item])
             if isinstance(result, Exception):
                 raise result
@@ -83,9 +86,24 @@ class GroupCommit(Generic[T, R]):
         return await queue.submit(item)
 
 
+#: Set while a batch is written; asgiref carries it into what that thread awaits.
+_writing: contextvars.ContextVar[bool] = contextvars.ContextVar("smsrouter_writing", default=False)
+
+
+def _marked(write: Callable[[list[T]], list[R | Exception]]) -> Callable[[list[T]], list[R | Exception]]:
+    def marked(items: list[T]) -> list[R | Exception]:
+        token = _writing.set(True)
+        try:
+            return write(items)
+        finally:
+            _writing.reset(token)
+
+    return marked
+
+
 class _Queue(Generic[T, R]):
     def __init__(self, write: Callable[[list[T]], list[R | Exception]]) -> None:
-        self.write = sync_to_async(write, thread_sensitive=True)
+        self.write = sync_to_async(_marked(write), thread_sensitive=True)
         self.waiting: list[tuple[T, asyncio.Future[R]]] = []
         self.task: asyncio.Task[None] | None = None
 

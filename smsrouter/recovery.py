@@ -27,7 +27,7 @@ def requeue_interrupted(older_than: float) -> int:
     return Message.objects.filter(
         direction=Direction.OUT, status=Status.SENDING,
         updated_at__lt=now - timedelta(seconds=older_than),
-    ).update(status=Status.QUEUED, due_at=None, updated_at=now)
+    ).update(status=Status.QUEUED, due_at=now, updated_at=now)  # due: sent by this sweep
 
 
 def stuck_inbound(older_than: float) -> list[int]:
