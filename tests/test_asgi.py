@@ -241,3 +241,35 @@ async def test_a_webhook_keeps_the_views_refusals_and_allowed_hosts(async_db, te
                                    host=b"evil.example")
     assert status == 400 and b"evil.example" in body
     assert not await Message.objects.aexists()
+
+
+@pytest.mark.asyncio
+async def test_lifespan_runs_the_scheduler_that_sends_this_processs_replies(async_db, served):
+    """A webhook is answered once committed; the server's own sender sends its reply."""
+    from asgiref.sync import sync_to_async
+
+    from smsrouter import sender
+
+    communicator = HttpCommunicator(served, "POST", "/backend/httptester-public/",
+                                    body=b"identity=%2B1&text=echo+hi",
+                                    headers=[(b"host", b"127.0.0.1"),
+                                             (b"content-type", b"application/x-www-form-urlencoded")])
+    assert (await communicator.get_response(timeout=5))["status"] == 200
+    assert sender.wake_local([]) is True  # a scheduler serves this process
+
+    def reply():
+        return Message.objects.filter(direction="out").values_list("text", "status").first()
+
+    async with asyncio.timeout(5):
+        while await sync_to_async(reply)() != ("hi", "sent"):
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.asyncio
+async def test_lifespan_shutdown_stops_the_scheduler(application):
+    from smsrouter import sender
+
+    lifespan = Lifespan(application)
+    assert await lifespan.start() == {"type": "lifespan.startup.complete"}
+    assert await lifespan.stop() == {"type": "lifespan.shutdown.complete"}
+    assert sender.wake_local([]) is False  # commits now send in the caller
