@@ -1,6 +1,7 @@
 """The demo served by uvicorn in its own process, driven over real HTTP on loopback."""
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,8 +27,17 @@ def get(url):
 
 
 def texts(base, backend, identity):
-    _, body = get(f"{base}/httptester/{backend}/{urllib.parse.quote(identity)}/messages")
-    return [(m["direction"], m["text"], m["status"]) for m in json.loads(body)["messages"]]
+    """The conversation once its replies are settled: the webhook is answered when they
+    are committed, and the server's sender sends them just after (10 s at most here)."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        _, body = get(f"{base}/httptester/{backend}/{urllib.parse.quote(identity)}/messages")
+        conversation = [(m["direction"], m["text"], m["status"]) for m in json.loads(body)["messages"]]
+        if not {status for *_, status in conversation} & {"queued", "sending"}:
+            return conversation
+        if time.monotonic() > deadline:
+            pytest.fail(f"replies still unsent after {TIMEOUT} s: {conversation}")
+        time.sleep(0.02)
 
 
 def number():
