@@ -15,6 +15,7 @@ from functools import partial
 from django.db import DatabaseError, transaction
 
 from smsrouter import dispatch, gsm, recipients, signals, statements
+from smsrouter.backends import backends
 from smsrouter.groupcommit import GroupCommit, together_or_alone
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Direction, Message, Status
@@ -26,20 +27,24 @@ Batch = tuple[Sequence[OutgoingMessage], Router]
 
 def store(batches: Sequence[Batch], due_at: datetime | None = None) -> list[OutgoingMessage]:
     """Insert the messages ("queued", `due_at`) with one statement, run the outgoing phase,
-    and have them handed on once the caller's transaction commits; those still queued."""
+    and have them handed on once the caller's transaction commits; those still to send."""
     messages = [msg for group, _ in batches for msg in group]
     if not messages:
         return []
-    records = [
-        Message(direction=Direction.OUT, backend_id=msg.connection.backend_id,
-                connection=msg.connection, text=msg.text, segments=gsm.segments(msg.text),
-                status=Status.QUEUED, due_at=due_at,
-                in_response_to_id=msg.in_response_to.id if msg.in_response_to else None)
-        for msg in messages
-    ]
+    # Claimed as they are born when this caller sends them once committed: durable, and
+    # nobody else's to send, before any network call, as the sender's own claim would.
+    born = dispatch.caller_sends(due_at)
+    records = []
+    for msg in messages:
+        claimed = born and backends[msg.backend_name].ready()
+        records.append(Message(
+            direction=Direction.OUT, backend_id=msg.connection.backend_id,
+            connection=msg.connection, text=msg.text, segments=gsm.segments(msg.text),
+            status=Status.SENDING if claimed else Status.QUEUED, attempts=int(claimed),
+            due_at=due_at, in_response_to_id=msg.in_response_to.id if msg.in_response_to else None))
     statements.insert(records)
     for msg, row in zip(messages, records, strict=True):
-        msg.record, msg.status = row, Status.QUEUED
+        msg.record, msg.status = row, row.status
     cancelled: dict[str, list[OutgoingMessage]] = defaultdict(list)
     for group, router in batches:
         for msg in group:
@@ -50,7 +55,7 @@ def store(batches: Sequence[Batch], due_at: datetime | None = None) -> list[Outg
     for error, group in cancelled.items():
         statements.update([msg.id for msg in group], {"status": Status.FAILED, "error": error})
     signals.changed(records)
-    ready = [msg for msg in messages if msg.status == Status.QUEUED]
+    ready = [msg for msg in messages if msg.status != Status.FAILED]
     dispatch.queued(ready, due_at)
     return ready
 

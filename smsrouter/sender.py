@@ -51,6 +51,11 @@ def serve_locally(waker: Waker | None) -> None:
     _local = waker
 
 
+def serving_locally() -> bool:
+    """Whether a scheduler sends in this process."""
+    return _local is not None
+
+
 def wake_local(messages: Sequence[OutgoingMessage], due_at: datetime | None = None) -> bool:
     """Hand just-committed messages to this process's scheduler; False if none runs."""
     if _local is None:
@@ -79,7 +84,7 @@ async def send(messages: Sequence[OutgoingMessage]) -> Round:
     ready = _ready(messages)
     if not ready:
         return Round()
-    return await _deliver(_claimed(ready, await sync_to_async(_claim_ids)([m.id for m in ready])))
+    return await _deliver(await sync_to_async(_take)(ready))
 
 
 def send_blocking(messages: Sequence[OutgoingMessage]) -> Round:
@@ -94,7 +99,7 @@ def send_blocking(messages: Sequence[OutgoingMessage]) -> Round:
     ready = _ready(messages)
     if not all(backends[msg.backend_name].in_process for msg in ready):
         return async_to_sync(send)(ready)
-    claimed = _claimed(ready, _claim_ids([msg.id for msg in ready]))
+    claimed = _take(ready)
     results = [pair for name, batch in _by_backend(claimed).items()
                for pair in zip(batch, _in_process(backends[name].send(batch)), strict=True)]
     return record(results)
@@ -115,14 +120,17 @@ def _ready(messages: Sequence[OutgoingMessage]) -> list[OutgoingMessage]:
     return [msg for msg in messages if backends[msg.backend_name].ready()]
 
 
-def _claimed(ready: list[OutgoingMessage], won: Collection[int]) -> list[OutgoingMessage]:
-    """The messages this process claimed, as their rows now are."""
-    won = set(won)
-    claimed = [msg for msg in ready if msg.id in won]
+def _take(ready: list[OutgoingMessage]) -> list[OutgoingMessage]:
+    """Those of the messages that are this caller's to send: the ones the outbox stored
+    already claimed for it (`dispatch.caller_sends()`), and the queued ones it claims now."""
+    born = [msg for msg in ready if msg.record.status == Status.SENDING]
+    queued = [msg for msg in ready if msg.record.status == Status.QUEUED]
+    won = set(_claim_ids([msg.id for msg in queued])) if queued else set()
+    claimed = [msg for msg in queued if msg.id in won]
     for msg in claimed:
         msg.status = msg.record.status = Status.SENDING
         msg.record.attempts += 1
-    return claimed
+    return born + claimed
 
 
 def _by_backend(messages: Sequence[OutgoingMessage]) -> dict[str, list[OutgoingMessage]]:

@@ -124,7 +124,8 @@ def test_inline_without_a_server_sends_in_the_caller_once_committed(gateways, se
     with django_capture_on_commit_callbacks(execute=True):
         with transaction.atomic():
             (message,) = smsrouter.send("hello", "+1", backend="gw")
-            assert gateways == [] and rows() == [("queued", 0, "")]  # nothing before the commit
+            # Nothing before the commit; stored claimed for this caller, attempt counted.
+            assert gateways == [] and rows() == [("sending", 1, "")]
     assert gateways == [("gw", [("+1", "hello")])]
     assert message.status == "sent" and rows() == [("sent", 1, "")]
 
