@@ -71,9 +71,12 @@ def send(*pairs):
 # Inbound: the sms-service get-url.
 
 
-def test_a_message_is_routed_and_kannel_gets_an_empty_answer(client, kannel, gateway):
-    """A non-empty body would go back to the phone as an SMS."""
-    response = client.get(get_url("text=echo+hello&charset=UTF-8&coding=0"))
+def test_a_message_is_routed_and_kannel_gets_an_empty_answer(
+    client, kannel, gateway, django_capture_on_commit_callbacks
+):
+    """A non-empty body would go back to the phone as an SMS; the reply leaves once committed."""
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.get(get_url("text=echo+hello&charset=UTF-8&coding=0"))
     assert (response.status_code, response.content) == (200, b"")
     assert rows() == [("in", "echo hello", "handled"), ("out", "hello", "sent")]
     assert Message.objects.filter(direction="in").get().connection.identity == PHONE
@@ -102,8 +105,9 @@ def test_the_text_is_decoded_from_its_bytes_in_the_charset_kannel_names(client, 
     assert Message.objects.get().text == text
 
 
-def test_a_ucs2_echo_goes_back_as_ucs2(client, kannel, gateway):
-    response = client.get(get_url(f"text={ucs2('echo ሰላም')}&charset=UTF-16BE&coding=2"))
+def test_a_ucs2_echo_goes_back_as_ucs2(client, kannel, gateway, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.get(get_url(f"text={ucs2('echo ሰላም')}&charset=UTF-16BE&coding=2"))
     assert response.status_code == 200
     assert rows() == [("in", "echo ሰላም", "handled"), ("out", "ሰላም", "sent")]
     (sent,) = gateway.requests
@@ -163,17 +167,21 @@ def test_a_missing_or_wrong_token_is_403_and_nothing_is_written_or_logged(
     assert "s3cret" not in caplog.text and "guess" not in caplog.text
 
 
-def test_the_right_token_is_let_in(client, kannel):
+def test_the_right_token_is_let_in(client, kannel, django_capture_on_commit_callbacks):
     kannel(token="s3cret-token")
-    assert client.get(get_url("text=echo+hi&token=s3cret-token")).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.get(get_url("text=echo+hi&token=s3cret-token")).status_code == 200
     assert rows() == [("in", "echo hi", "handled"), ("out", "hi", "sent")]
 
 
-def test_kannels_sms_id_makes_a_retried_request_route_once(client, kannel, gateway):
+def test_kannels_sms_id_makes_a_retried_request_route_once(
+    client, kannel, gateway, django_capture_on_commit_callbacks
+):
     """Kannel retries a get-url it got no answer to; %I is the same each time."""
     url = get_url("text=echo+hi&charset=UTF-8&coding=0&sms_id=edb6a736-f941-4a1f-a4e3-e0aaefc553a9")
-    assert client.get(url).status_code == 200
-    assert client.get(url).status_code == 200
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client.get(url).status_code == 200
     assert rows() == [("in", "echo hi", "handled"), ("out", "hi", "sent")]
     assert Message.objects.get(direction="in").external_id == "edb6a736-f941-4a1f-a4e3-e0aaefc553a9"
     assert len(gateway.requests) == 1
@@ -187,8 +195,11 @@ def test_other_methods_are_405(client, kannel):
 # Outbound: sendsms.
 
 
-def test_a_gsm_text_goes_out_as_coding_0_with_the_sendsms_params(kannel, gateway):
-    (msg,) = smsrouter.send("hello {€}", PHONE, backend="kannel")
+def test_a_gsm_text_goes_out_as_coding_0_with_the_sendsms_params(
+    kannel, gateway, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("hello {€}", PHONE, backend="kannel")
     assert (msg.status, msg.error) == ("sent", "")
     (sent,) = gateway.requests
     assert {name: values for name, values in sent.query.items()} == {
@@ -197,49 +208,65 @@ def test_a_gsm_text_goes_out_as_coding_0_with_the_sendsms_params(kannel, gateway
 
 
 @pytest.mark.parametrize("text", ["ሰላም", "I’m here", "😀", "Привет"])
-def test_a_text_gsm7_cannot_carry_goes_out_as_ucs2_in_utf8(kannel, gateway, text):
+def test_a_text_gsm7_cannot_carry_goes_out_as_ucs2_in_utf8(
+    kannel, gateway, text, django_capture_on_commit_callbacks
+):
     """Kannel converts the UTF-8 text to UCS-2 for the SMSC."""
-    smsrouter.send(text, PHONE, backend="kannel")
+    with django_capture_on_commit_callbacks(execute=True):
+        smsrouter.send(text, PHONE, backend="kannel")
     (sent,) = gateway.requests
     assert (sent.param("text"), sent.param("charset"), sent.param("coding")) == (text, "UTF-8", "2")
 
 
-def test_the_coding_option_forces_one_coding(kannel, gateway):
+def test_the_coding_option_forces_one_coding(kannel, gateway, django_capture_on_commit_callbacks):
     kannel(coding=2)
-    smsrouter.send("hello", PHONE, backend="kannel")
+    with django_capture_on_commit_callbacks(execute=True):
+        smsrouter.send("hello", PHONE, backend="kannel")
     assert gateway.requests[0].param("coding") == "2"
 
 
-def test_the_charset_option_sends_the_text_in_that_charset(kannel, gateway):
+def test_the_charset_option_sends_the_text_in_that_charset(
+    kannel, gateway, django_capture_on_commit_callbacks
+):
     kannel(charset="UTF-16BE")
-    smsrouter.send("ሰላም", PHONE, backend="kannel")
+    with django_capture_on_commit_callbacks(execute=True):
+        smsrouter.send("ሰላም", PHONE, backend="kannel")
     (sent,) = gateway.requests
     # UTF-16BE bytes of Ethiopic letters are all ASCII, so the gateway's UTF-8 parse keeps them.
     assert sent.param("text") == "ሰላም".encode("utf-16-be").decode("ascii")
     assert (sent.param("charset"), sent.param("coding")) == ("UTF-16BE", "2")
 
 
-def test_a_text_the_charset_cannot_carry_fails_without_a_request(kannel, gateway):
+def test_a_text_the_charset_cannot_carry_fails_without_a_request(
+    kannel, gateway, django_capture_on_commit_callbacks
+):
     kannel(charset="ISO-8859-1")
-    (msg,) = smsrouter.send("ሰላም", PHONE, backend="kannel")
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("ሰላም", PHONE, backend="kannel")
     assert msg.status == "failed"
     assert msg.error.startswith("the text cannot be sent in charset ISO-8859-1 (option 'charset')")
     assert gateway.requests == []
 
 
-def test_encode_errors_says_what_to_do_with_what_the_charset_cannot_carry(kannel, gateway):
+def test_encode_errors_says_what_to_do_with_what_the_charset_cannot_carry(
+    kannel, gateway, django_capture_on_commit_callbacks
+):
     """RapidSMS's `"charset": "ascii", "encode_errors": "ignore"` keeps working, lossy as it was."""
     kannel(charset="ascii", encode_errors="ignore", coding=0)
-    (msg,) = smsrouter.send("Selam ሰላም", PHONE, backend="kannel")
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("Selam ሰላም", PHONE, backend="kannel")
     assert msg.status == "sent"
     assert (gateway.requests[0].param("text"), gateway.requests[0].param("charset")) == (
         "Selam ", "ascii")
 
 
-def test_recipients_of_one_text_share_a_request(kannel, gateway):
+def test_recipients_of_one_text_share_a_request(
+    kannel, gateway, django_capture_on_commit_callbacks
+):
     """`to` takes several numbers separated by spaces."""
     numbers = ["+255700000001", "+255700000002", "+255700000003"]
-    sent = smsrouter.send("meeting at 10", numbers, backend="kannel")
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = smsrouter.send("meeting at 10", numbers, backend="kannel")
     assert [m.status for m in sent] == ["sent"] * 3
     (request,) = gateway.requests
     assert request.param("to") == " ".join(numbers)
@@ -251,40 +278,72 @@ def test_different_texts_are_different_requests(kannel, gateway):
         ("a", "+1 +3"), ("b", "+2")]
 
 
-def test_many_recipients_are_split_into_requests_of_max_recipients(kannel, gateway):
+def test_many_recipients_are_split_into_requests_of_max_recipients(
+    kannel, gateway, django_capture_on_commit_callbacks
+):
     numbers = [f"+2557{n:08}" for n in range(MAX_RECIPIENTS + 1)]
-    smsrouter.send("hello all", numbers, backend="kannel")
+    with django_capture_on_commit_callbacks(execute=True):
+        smsrouter.send("hello all", numbers, backend="kannel")
     assert sorted(len(r.param("to").split()) for r in gateway.requests) == [1, MAX_RECIPIENTS]
 
 
-def test_queued_for_later_delivery_is_sent(kannel, gateway):
+def test_queued_for_later_delivery_is_sent(kannel, gateway, django_capture_on_commit_callbacks):
     gateway.answer(202, "3: Queued for later delivery")
-    assert smsrouter.send("hello", PHONE, backend="kannel")[0].status == "sent"
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
+    assert msg.status == "sent"
+
+
+def attempt(msg):
+    """What the sender recorded of the message's attempts: (status, attempts, retry due)."""
+    row = Message.objects.get(pk=msg.id)
+    assert (msg.status, msg.error) == (row.status, row.error)
+    return row.status, row.attempts, row.due_at is not None
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "kind"),
+    ("status", "body", "recorded"),
     [
-        (503, "Temporal failure, try again later.", "temporary"),
-        (400, "Sender missing and no global set, rejected", "permanent"),
-        (403, "Authorization failed for sendsms", "permanent"),
+        (503, "Temporal failure, try again later.", ("queued", 1, True)),  # temporary
+        (400, "Sender missing and no global set, rejected", ("failed", 1, False)),
+        (403, "Authorization failed for sendsms", ("failed", 1, False)),
     ],
 )
-def test_a_refusal_fails_the_message_keeping_kannels_answer(kannel, gateway, status, body, kind):
+def test_a_refusal_keeps_kannels_answer_and_only_a_temporary_one_is_retried(
+    kannel, gateway, django_capture_on_commit_callbacks, status, body, recorded
+):
     gateway.answer(status, body)
-    (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
-    assert msg.status == "failed"
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
+    assert attempt(msg) == recorded
     assert msg.error == f"GET {gateway.url}/cgi-bin/sendsms answered {status}: {body}"
-    assert "password" not in Message.objects.get(pk=msg.id).error
+    assert "password" not in msg.error
 
 
-def test_an_unreachable_kannel_fails_the_message(kannel):
+def test_a_temporary_refusal_on_the_last_attempt_fails_the_message(
+    kannel, gateway, settings, django_capture_on_commit_callbacks
+):
+    settings.SMSROUTER_SEND_MAX_ATTEMPTS = 1
+    gateway.answer(503, "Temporal failure, try again later.")
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
+    assert attempt(msg) == ("failed", 1, False)
+    assert msg.error.endswith("answered 503: Temporal failure, try again later.")
+
+
+@pytest.mark.parametrize(
+    ("max_attempts", "recorded"), [(8, ("queued", 1, True)), (1, ("failed", 1, False))])
+def test_an_unreachable_kannel_is_retried_until_the_last_attempt(
+    kannel, settings, django_capture_on_commit_callbacks, max_attempts, recorded
+):
+    settings.SMSROUTER_SEND_MAX_ATTEMPTS = max_attempts
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     kannel(sendsms_url=f"http://127.0.0.1:{port}/cgi-bin/sendsms")
-    (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
-    assert msg.status == "failed"
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
+    assert attempt(msg) == recorded
     assert msg.error.startswith(f"GET http://127.0.0.1:{port}/cgi-bin/sendsms failed:")
 
 
@@ -325,9 +384,12 @@ def test_a_text_the_charset_cannot_carry_is_a_permanent_outcome(kannel, gateway)
 # Delivery reports: the dlr-url.
 
 
-def test_with_delivery_reports_each_message_has_its_own_request_and_dlr_url(kannel, gateway):
+def test_with_delivery_reports_each_message_has_its_own_request_and_dlr_url(
+    kannel, gateway, django_capture_on_commit_callbacks
+):
     kannel(delivery_report_url="https://sms.example.org")
-    sent = smsrouter.send("hello", ["+1", "+2"], backend="kannel")
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = smsrouter.send("hello", ["+1", "+2"], backend="kannel")
     requests = sorted(gateway.requests, key=lambda r: r.param("to"))
     assert [(r.param("to"), r.param("dlr-mask")) for r in requests] == [("+1", "31"), ("+2", "31")]
     assert [r.param("dlr-url") for r in requests] == [
@@ -335,19 +397,25 @@ def test_with_delivery_reports_each_message_has_its_own_request_and_dlr_url(kann
         for m in sent]
 
 
-def test_the_dlr_url_carries_the_token_and_the_sites_own_path(kannel, gateway):
+def test_the_dlr_url_carries_the_token_and_the_sites_own_path(
+    kannel, gateway, django_capture_on_commit_callbacks
+):
     kannel(delivery_report_url="https://example.org/sms/", token="s3cret/+")
-    (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
     assert gateway.requests[0].param("dlr-url") == (
         f"https://example.org/sms/backend/kannel/status/?message_id={msg.id}"
         "&status=%d&answer=%A&token=s3cret%2F%2B")
 
 
-def test_the_dlr_url_ignores_the_script_prefix_of_the_running_request(kannel, gateway):
+def test_the_dlr_url_ignores_the_script_prefix_of_the_running_request(
+    kannel, gateway, django_capture_on_commit_callbacks
+):
     kannel(delivery_report_url="https://example.org/sms")
     set_script_prefix("/mounted/")
     try:
-        (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
+        with django_capture_on_commit_callbacks(execute=True):
+            (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
     finally:
         clear_script_prefix()
     assert gateway.requests[0].param("dlr-url").startswith(
@@ -355,10 +423,11 @@ def test_the_dlr_url_ignores_the_script_prefix_of_the_running_request(kannel, ga
 
 
 @pytest.fixture
-def sent(kannel):
+def sent(kannel, django_capture_on_commit_callbacks):
     """A message Kannel accepted, with delivery reports on."""
     kannel(delivery_report_url="https://sms.example.org")
-    (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
     return Message.objects.get(pk=msg.id)
 
 

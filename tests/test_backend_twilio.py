@@ -105,10 +105,11 @@ def test_signature_matches_twilios_library(url, pairs):
 # Inbound messages.
 @pytest.mark.django_db
 def test_a_signed_sms_is_answered_with_empty_twiml_and_the_reply_goes_out_by_the_api(
-    client, config, gateway
+    client, config, gateway, django_capture_on_commit_callbacks
 ):
     accepts(gateway, "SMreply")
-    response = signed_post(client, WEBHOOK, INBOUND)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = signed_post(client, WEBHOOK, INBOUND)
     assert response.status_code == 200
     assert response["Content-Type"] == "text/xml"
     assert response.content == b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -201,11 +202,14 @@ def test_validate_signature_false_takes_unsigned_requests(client, config, settin
 
 
 @pytest.mark.django_db
-def test_a_retried_message_sid_is_routed_once(client, config, gateway):
+def test_a_retried_message_sid_is_routed_once(
+    client, config, gateway, django_capture_on_commit_callbacks
+):
     """Twilio retries a webhook it saw no answer to: the retry is answered, not routed."""
     accepts(gateway, "SMreply")
-    assert signed_post(client, WEBHOOK, INBOUND).status_code == 200
-    assert signed_post(client, WEBHOOK, INBOUND).status_code == 200
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert signed_post(client, WEBHOOK, INBOUND).status_code == 200
     assert Message.objects.filter(direction="in").count() == 1
     assert len(gateway.requests) == 1
 
@@ -247,11 +251,12 @@ def test_the_query_string_is_part_of_the_signed_url(client, config):
 
 @pytest.mark.django_db
 def test_without_public_url_the_url_django_sees_is_signed_and_no_callback_is_asked(
-    client, config, settings, gateway
+    client, config, settings, gateway, django_capture_on_commit_callbacks
 ):
     settings.INSTALLED_BACKENDS = {"twilio": {k: v for k, v in config.items() if k != "public_url"}}
     accepts(gateway, "SMreply")
-    assert signed_post(client, WEBHOOK, INBOUND).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        assert signed_post(client, WEBHOOK, INBOUND).status_code == 200
     assert "StatusCallback" not in gateway.requests[0].form()
 
 
@@ -261,9 +266,10 @@ def test_get_is_405(client, config):
 
 # Outbound messages.
 @pytest.mark.django_db
-def test_the_message_sid_is_the_external_id(config, gateway):
+def test_the_message_sid_is_the_external_id(config, gateway, django_capture_on_commit_callbacks):
     accepts(gateway, "SM" + "a" * 32)
-    (msg,) = smsrouter.send("Karibu ☀️", "+255700000001", backend="twilio")
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("Karibu ☀️", "+255700000001", backend="twilio")
     assert (msg.status, msg.external_id) == ("sent", "SM" + "a" * 32)
     assert Message.objects.get().external_id == "SM" + "a" * 32
     (seen,) = gateway.requests
@@ -273,19 +279,25 @@ def test_the_message_sid_is_the_external_id(config, gateway):
 
 
 @pytest.mark.django_db
-def test_a_messaging_service_sends_instead_of_a_number(config, settings, gateway):
+def test_a_messaging_service_sends_instead_of_a_number(
+    config, settings, gateway, django_capture_on_commit_callbacks
+):
     without_number = {k: v for k, v in config.items() if k != "from_number"}
     settings.INSTALLED_BACKENDS = {"twilio": {**without_number, "messaging_service_sid": SERVICE}}
     accepts(gateway, "SMx")
-    smsrouter.send("hi", "+255700000001", backend="twilio")
+    with django_capture_on_commit_callbacks(execute=True):
+        smsrouter.send("hi", "+255700000001", backend="twilio")
     form = gateway.requests[0].form()
     assert form["MessagingServiceSid"] == SERVICE and "From" not in form
 
 
 @pytest.mark.django_db
-def test_a_refused_message_keeps_twilios_code_and_message(config, gateway):
+def test_a_refused_message_keeps_twilios_code_and_message(
+    config, gateway, django_capture_on_commit_callbacks
+):
     gateway.answer(400, json.dumps(INVALID_TO), headers={"Content-Type": "application/json"})
-    (msg,) = smsrouter.send("hi", "+1", backend="twilio")
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("hi", "+1", backend="twilio")
     assert msg.status == "failed"
     assert msg.error.endswith("answered 400: Twilio error 21211: The 'To' number +1 is not a "
                               "valid phone number.")
@@ -293,43 +305,63 @@ def test_a_refused_message_keeps_twilios_code_and_message(config, gateway):
 
 
 @pytest.mark.django_db
-def test_a_refusal_without_twilios_json_keeps_the_answer(config, gateway):
+def test_a_refusal_without_twilios_json_keeps_the_answer(
+    config, gateway, django_capture_on_commit_callbacks
+):
     gateway.answer(404, "Not Found")
-    (msg,) = smsrouter.send("hi", "+255700000001", backend="twilio")
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("hi", "+255700000001", backend="twilio")
     assert msg.status == "failed" and msg.error.endswith(f"{MESSAGES_PATH} answered 404: Not Found")
 
 
 @pytest.mark.django_db
-def test_a_success_without_a_sid_is_not_taken_for_sent(config, gateway):
+def test_a_success_without_a_sid_is_not_taken_for_sent(
+    config, gateway, django_capture_on_commit_callbacks
+):
     """A 200 from something that is not Twilio (a wrong api_url, a portal) proves nothing."""
     gateway.answer(200, "<html>Welcome</html>", headers={"Content-Type": "text/html"})
-    (msg,) = smsrouter.send("hi", "+255700000001", backend="twilio")
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("hi", "+255700000001", backend="twilio")
     assert msg.status == "failed" and "answered 200 without a message sid" in msg.error
+
+
+def attempt(msg):
+    """What the sender recorded of the message's attempts: (status, attempts, retry due)."""
+    row = Message.objects.get(pk=msg.id)
+    assert (msg.status, msg.error, msg.external_id) == (row.status, row.error, row.external_id)
+    return row.status, row.attempts, row.due_at is not None
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
 @pytest.mark.django_db
-def test_a_busy_or_failing_twilio_is_a_temporary_failure(config, gateway, status):
-    """Marked for a retry: inline mode records the failure, queued modes try again later."""
+def test_a_busy_or_failing_twilio_is_a_temporary_failure(
+    config, gateway, status, django_capture_on_commit_callbacks
+):
+    """Queued again after a backoff, the error kept, until the last attempt fails it."""
     gateway.answer(status, json.dumps({"code": 20429, "message": "Too Many Requests"}), times=2)
-    messages = smsrouter.send("hi", ["+255700000001", "+255700000002"], backend="twilio")
-    assert [(m.status, m.retry) for m in messages] == [("failed", True), ("failed", True)]
+    with django_capture_on_commit_callbacks(execute=True):
+        messages = smsrouter.send("hi", ["+255700000001", "+255700000002"], backend="twilio")
+    assert [attempt(m) for m in messages] == [("queued", 1, True), ("queued", 1, True)]
     assert all(m.error.startswith("POST ") for m in messages)
     assert f"answered {status}: Twilio error 20429: Too Many Requests" in messages[0].error
 
 
 @pytest.mark.django_db
-def test_one_message_failing_does_not_fail_the_others(config, gateway, settings):
-    """Sent ones stay sent; the 503 is marked for a retry, the refusal gives Twilio's code."""
+def test_one_message_failing_does_not_fail_the_others(
+    config, gateway, settings, django_capture_on_commit_callbacks
+):
+    """Sent ones stay sent; the 503 is queued for a retry, the refusal gives Twilio's code."""
     settings.INSTALLED_BACKENDS = {"twilio": {**config, "concurrency": 1}}  # answers in order
     accepts(gateway, "SM1")
     gateway.answer(503, "Service Unavailable")
     gateway.answer(400, json.dumps(INVALID_TO), headers={"Content-Type": "application/json"})
     accepts(gateway, "SM4")
-    messages = smsrouter.send("hi", ["+1", "+2", "+3", "+4"], backend="twilio")
+    with django_capture_on_commit_callbacks(execute=True):
+        messages = smsrouter.send("hi", ["+1", "+2", "+3", "+4"], backend="twilio")
     assert [(m.status, m.external_id) for m in messages] == [
-        ("sent", "SM1"), ("failed", None), ("failed", None), ("sent", "SM4")]
-    assert [m.retry for m in messages] == [False, True, False, False]
+        ("sent", "SM1"), ("queued", None), ("failed", None), ("sent", "SM4")]
+    assert [attempt(m) for m in messages] == [
+        ("sent", 1, False), ("queued", 1, True), ("failed", 1, False), ("sent", 1, False)]
     assert messages[1].error.startswith("POST ")
     assert messages[1].error.endswith("answered 503: Service Unavailable")
     assert "Twilio error 21211" in messages[2].error
@@ -337,16 +369,29 @@ def test_one_message_failing_does_not_fail_the_others(config, gateway, settings)
 
 
 @pytest.mark.django_db
-def test_an_unreachable_api_is_temporary(config, settings):
+def test_an_unreachable_api_is_temporary(config, settings, django_capture_on_commit_callbacks):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     settings.INSTALLED_BACKENDS = {"twilio": {**config, "api_url": f"http://127.0.0.1:{port}"}}
-    (msg,) = smsrouter.send("hi", "+255700000001", backend="twilio")
-    assert (msg.status, msg.retry) == ("failed", True)
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("hi", "+255700000001", backend="twilio")
+    assert attempt(msg) == ("queued", 1, True)
     where = f"POST http://127.0.0.1:{port}{MESSAGES_PATH}"
     assert msg.error.startswith(f"{where} failed: ClientConnectorError")
     assert TOKEN not in msg.error
+
+
+@pytest.mark.django_db
+def test_a_temporary_failure_on_the_last_attempt_fails_the_message(
+    config, gateway, settings, django_capture_on_commit_callbacks
+):
+    settings.SMSROUTER_SEND_MAX_ATTEMPTS = 1
+    gateway.answer(503, "Service Unavailable")
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("hi", "+255700000001", backend="twilio")
+    assert attempt(msg) == ("failed", 1, False)
+    assert msg.error.endswith(f"{MESSAGES_PATH} answered 503: Service Unavailable")
 
 
 @pytest.mark.asyncio
@@ -409,10 +454,11 @@ async def test_send_gives_each_message_its_own_outcome(monkeypatch):
 
 # Status callbacks.
 @pytest.fixture
-def sent(config, gateway):
+def sent(config, gateway, django_capture_on_commit_callbacks):
     """A message Twilio took as SMsent, its status reset to "queued" as if just stored."""
     accepts(gateway, "SMsent")
-    (msg,) = smsrouter.send("hi", "+255700000001", backend="twilio")
+    with django_capture_on_commit_callbacks(execute=True):
+        (msg,) = smsrouter.send("hi", "+255700000001", backend="twilio")
     Message.objects.filter(pk=msg.id).update(status="queued")
     return msg
 
