@@ -13,7 +13,8 @@ from smsrouter.backends.http import fill
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Backend, Connection, Message
 
-pytestmark = pytest.mark.django_db
+# Real commits: replies leave through the outbox once their transaction has committed.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 ENGINE = "smsrouter.backends.http.HttpBackend"
 
@@ -62,13 +63,15 @@ def test_a_get_template_sends_a_query_string(settings, gateway):
     assert (sent.method, sent.param("to"), sent.param("text")) == ("GET", "+251911000000", "ሰላም")
 
 
-def test_a_gateway_error_fails_that_message(settings, gateway):
+@pytest.mark.parametrize(("attempts", "status"), [(8, "queued"), (1, "failed")])
+def test_a_gateway_error_is_retried_then_fails_that_message(settings, gateway, attempts, status):
     settings.INSTALLED_BACKENDS = {"sms": {
         "ENGINE": ENGINE, "outbound_url": f"{gateway.url}/send",
         "outbound_params": {"to": "{identity}", "text": "{text}"}}}
+    settings.SMSROUTER_SEND_MAX_ATTEMPTS = attempts
     gateway.answer(503, "busy")
     (message,) = smsrouter.send("hi", "+1", backend="sms")
-    assert (message.status, message.error) == ("failed", f"POST {gateway.url}/send answered 503: busy")
+    assert (message.status, message.error) == (status, f"POST {gateway.url}/send answered 503: busy")
 
 
 def test_send_gives_each_message_its_outcome(settings, gateway):

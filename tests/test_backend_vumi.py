@@ -13,7 +13,8 @@ from smsrouter.backends.base import SENT, Outcome
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.models import Backend, Connection, Message
 
-pytestmark = pytest.mark.django_db
+# Real commits: replies leave through the outbox once their transaction has committed.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 VUMI = "smsrouter.backends.vumi.VumiBackend"
 

@@ -6,7 +6,8 @@ import pytest
 
 from smsrouter.models import Message
 
-pytestmark = pytest.mark.django_db
+# Real commits: replies leave through the outbox once their transaction has committed.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
