@@ -82,6 +82,26 @@ def gateway(_gateway_server: FakeGateway) -> FakeGateway:
 
 
 @pytest.fixture
+def queued(settings: Any) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Celery mode, with nothing consuming: messages wait as a worker or a sender would
+    find them. The test backends' calls, as tests/backends.py records them."""
+    from tests import backends as test_backends
+
+    test_backends.calls.clear()
+    settings.SMSROUTER_PROCESSING = "celery"
+    settings.INSTALLED_BACKENDS = {
+        "gw": {"ENGINE": "tests.backends.RecordingBackend"},
+        "down": {"ENGINE": "tests.backends.DownBackend"},
+        "picky": {"ENGINE": "tests.backends.PickyBackend"},
+        "elsewhere": {"ENGINE": "tests.backends.DefersBackend"},
+    }
+    settings.SMSROUTER_APPS = ["smsrouter.contrib.echo.EchoApp"]
+    settings.SMSROUTER_DEFAULT_RESPONSE = None
+    settings.SMSROUTER_SEND_MAX_ATTEMPTS = 3
+    return test_backends.calls
+
+
+@pytest.fixture
 def application(settings: Any) -> Any:
     """The demo's ASGI root over the tests' URLs, routing through echo."""
     from django.core.asgi import get_asgi_application

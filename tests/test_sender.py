@@ -13,25 +13,8 @@ import smsrouter
 from smsrouter import dispatch, sender, statements
 from smsrouter.backends.base import Outcome
 from smsrouter.models import Message
-from tests import backends as test_backends
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def gateways(settings):
-    """Celery mode with nothing consuming, so that rows wait as a sender finds them."""
-    test_backends.calls.clear()
-    settings.SMSROUTER_PROCESSING = "celery"
-    settings.INSTALLED_BACKENDS = {
-        "gw": {"ENGINE": "tests.backends.RecordingBackend"},
-        "down": {"ENGINE": "tests.backends.DownBackend"},
-        "picky": {"ENGINE": "tests.backends.PickyBackend"},
-        "elsewhere": {"ENGINE": "tests.backends.DefersBackend"},
-    }
-    settings.SMSROUTER_APPS = []
-    settings.SMSROUTER_SEND_MAX_ATTEMPTS = 3
-    return test_backends.calls
 
 
 def send_due(**kwargs):
@@ -42,7 +25,7 @@ def rows():
     return list(Message.objects.order_by("pk").values_list("status", "attempts", "error"))
 
 
-def test_a_row_is_claimed_durably_before_the_gateway_sees_it_and_only_once(gateways):
+def test_a_row_is_claimed_durably_before_the_gateway_sees_it_and_only_once(queued):
     sent = smsrouter.send("hello", ["+1", "+2"], backend="gw")
     ids = [m.id for m in sent]
     with transaction.atomic():
@@ -52,12 +35,12 @@ def test_a_row_is_claimed_durably_before_the_gateway_sees_it_and_only_once(gatew
         transaction.set_rollback(True)
     assert send_due(ids=ids).sent == 2
     assert send_due(ids=ids).claimed == 0
-    assert gateways == [("gw", [("+1", "hello"), ("+2", "hello")])]
+    assert queued == [("gw", [("+1", "hello"), ("+2", "hello")])]
     assert list(Message.objects.values_list("status", "attempts", "external_id")) == [
         ("sent", 1, f"gw-{ids[0]}"), ("sent", 1, f"gw-{ids[1]}")]
 
 
-def test_a_temporary_failure_is_queued_again_with_backoff_then_fails(gateways, settings):
+def test_a_temporary_failure_is_queued_again_with_backoff_then_fails(queued, settings):
     settings.SMSROUTER_SEND_BACKOFF = 10
     (message,) = smsrouter.send("hello", "+1", backend="down")
     before = timezone.now()
@@ -74,7 +57,7 @@ def test_a_temporary_failure_is_queued_again_with_backoff_then_fails(gateways, s
     assert rows() == [("failed", 3, "gateway answered 503")]
 
 
-def test_retries_failed_together_are_due_by_the_last_of_their_backoffs(gateways, settings):
+def test_retries_failed_together_are_due_by_the_last_of_their_backoffs(queued, settings):
     """A worker's retry task runs once every one of them is due, or it would skip some."""
     sent = smsrouter.send("hello", [f"+{n}" for n in range(1, 9)], backend="down")
     done = send_due(ids=[m.id for m in sent])
@@ -82,13 +65,13 @@ def test_retries_failed_together_are_due_by_the_last_of_their_backoffs(gateways,
     assert (done.retry_at, done.all_due_at) == (min(due), max(due))
 
 
-def test_a_permanent_failure_fails_that_message_alone(gateways):
+def test_a_permanent_failure_fails_that_message_alone(queued):
     sent = smsrouter.send("hello", ["0700", "+1"], backend="picky")
     assert send_due(ids=[m.id for m in sent]).failed == 1
     assert rows() == [("failed", 1, "rejected number"), ("sent", 1, "")]
 
 
-def test_a_backend_that_miscounts_its_outcomes_fails_the_batch_and_says_so(gateways, settings):
+def test_a_backend_that_miscounts_its_outcomes_fails_the_batch_and_says_so(queued, settings):
     settings.INSTALLED_BACKENDS = {"miscounts": {"ENGINE": "tests.backends.MiscountingBackend"}}
     sent = smsrouter.send("hello", ["+1", "+2"], backend="miscounts")
     send_due(ids=[m.id for m in sent])
@@ -96,13 +79,13 @@ def test_a_backend_that_miscounts_its_outcomes_fails_the_batch_and_says_so(gatew
     assert "1 outcome(s) for 2 message(s)" in rows()[0][2]
 
 
-def test_a_backend_that_cannot_send_here_leaves_its_rows_queued_at_no_cost(gateways):
+def test_a_backend_that_cannot_send_here_leaves_its_rows_queued_at_no_cost(queued):
     (message,) = smsrouter.send("hello", "+1", backend="elsewhere")
     assert send_due(ids=[message.id]).claimed == 0
     assert rows() == [("queued", 0, "")]
 
 
-def test_a_delivery_report_that_overtook_the_answer_stands(gateways):
+def test_a_delivery_report_that_overtook_the_answer_stands(queued):
     (message,) = smsrouter.send("hello", "+1", backend="gw")
     [claimed] = sender._claim_due([message.id], ["gw"], 10)
     Message.objects.update(status="delivered")
@@ -118,19 +101,19 @@ def test_the_backoff_doubles_up_to_its_cap_less_a_random_half(settings, monkeypa
     assert sender.backoff(1).total_seconds() == 5
 
 
-def test_inline_without_a_server_sends_in_the_caller_once_committed(gateways, settings,
+def test_inline_without_a_server_sends_in_the_caller_once_committed(queued, settings,
                                                                      django_capture_on_commit_callbacks):
     settings.SMSROUTER_PROCESSING = "inline"
     with django_capture_on_commit_callbacks(execute=True):
         with transaction.atomic():
             (message,) = smsrouter.send("hello", "+1", backend="gw")
             # Nothing before the commit; stored claimed for this caller, attempt counted.
-            assert gateways == [] and rows() == [("sending", 1, "")]
-    assert gateways == [("gw", [("+1", "hello")])]
+            assert queued == [] and rows() == [("sending", 1, "")]
+    assert queued == [("gw", [("+1", "hello")])]
     assert message.status == "sent" and rows() == [("sent", 1, "")]
 
 
-def test_inline_with_a_scheduler_in_the_process_wakes_it_instead(gateways, settings,
+def test_inline_with_a_scheduler_in_the_process_wakes_it_instead(queued, settings,
                                                                 django_capture_on_commit_callbacks):
     settings.SMSROUTER_PROCESSING = "inline"
     woken = []
@@ -143,10 +126,10 @@ def test_inline_with_a_scheduler_in_the_process_wakes_it_instead(gateways, setti
     finally:
         sender.serve_locally(None)
     assert woken == [([now.id], None), ([scheduled.id], later)]
-    assert gateways == [] and [status for status, *_ in rows()] == ["queued", "queued"]
+    assert queued == [] and [status for status, *_ in rows()] == ["queued", "queued"]
 
 
-def test_queued_modes_hand_ids_to_workers_once_committed_and_by_backend(gateways, settings, monkeypatch,
+def test_queued_modes_hand_ids_to_workers_once_committed_and_by_backend(queued, settings, monkeypatch,
                                                                         django_capture_on_commit_callbacks):
     sent_tasks = []
     monkeypatch.setattr(dispatch, "_celery", lambda: type("App", (), {
@@ -160,7 +143,7 @@ def test_queued_modes_hand_ids_to_workers_once_committed_and_by_backend(gateways
     assert sent_tasks == [(dispatch.SEND_TASK, ("gw", [m.id for m in sent]), later)]
 
 
-def test_channels_mode_leaves_a_message_due_later_to_the_sweep(gateways, settings):
+def test_channels_mode_leaves_a_message_due_later_to_the_sweep(queued, settings):
     from channels.layers import get_channel_layer
 
     settings.SMSROUTER_PROCESSING = "channels"

@@ -14,25 +14,8 @@ import smsrouter
 from smsrouter import dispatch, inbound, periodic, ratelimit, recovery, tasks
 from smsrouter.models import Contact, Message
 from tests import apps
-from tests import backends as test_backends
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def queued(settings):
-    """Celery mode, with nothing consuming: messages wait as a worker would find them."""
-    test_backends.calls.clear()
-    settings.SMSROUTER_PROCESSING = "celery"
-    settings.INSTALLED_BACKENDS = {
-        "gw": {"ENGINE": "tests.backends.RecordingBackend"},
-        "down": {"ENGINE": "tests.backends.DownBackend"},
-        "picky": {"ENGINE": "tests.backends.PickyBackend"},
-    }
-    settings.SMSROUTER_APPS = ["smsrouter.contrib.echo.EchoApp"]
-    settings.SMSROUTER_DEFAULT_RESPONSE = None
-    settings.SMSROUTER_SEND_MAX_ATTEMPTS = 3
-    return test_backends.calls
 
 
 def statuses(direction):
