@@ -16,12 +16,16 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 import smsrouter
+from smsrouter import sender
 from smsrouter.backends import backends
 from smsrouter.backends.base import Outcome
 from smsrouter.backends.smpp import SmppBackend
+from smsrouter.dispatch import Duties
 from smsrouter.exceptions import PermanentSendError
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Backend, Connection, Message
+from smsrouter.scheduler import Scheduler
+from smsrouter.signals import messages_changed
 from smsrouter.smpp import pdu
 from tests.smsc import FakeSmsc
 
@@ -73,26 +77,49 @@ async def backend(smpp_settings, smsc, states) -> AsyncIterator[SmppBackend]:
 
 
 @pytest_asyncio.fixture
-async def fed(monkeypatch) -> asyncio.Queue:
-    """How many messages each feeder round sent, as each round ends."""
-    from smsrouter import workers
+async def rounds(backend, smpp_settings, monkeypatch, async_db) -> AsyncIterator[asyncio.Queue]:
+    """The bind's scheduler, as smsrouter_connect runs it, in this test's loop: what it
+    claimed in each of its sweeps (sender.Round), as each one ends."""
+    smpp_settings.SMSROUTER_SWEEP_EVERY = 0.05
+    done: asyncio.Queue[sender.Round] = asyncio.Queue()
+    original = sender.send_due
 
-    done: asyncio.Queue = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-    original = workers.send_by_ids
+    async def send_due(**options):
+        result = await original(**options)
+        done.put_nowait(result)
+        return result
 
-    def send_by_ids(backend_name, ids):
-        sent = original(backend_name, ids)
-        loop.call_soon_threadsafe(done.put_nowait, sent)
-        return sent
+    monkeypatch.setattr(sender, "send_due", send_due)
+    scheduler = Scheduler(Duties(("smpp",), sweeps=False, periodic=False))
+    await scheduler.start()
+    yield done
+    await scheduler.stop()
 
-    monkeypatch.setattr(workers, "send_by_ids", send_by_ids)
-    return done
+
+async def next_sweep(rounds: asyncio.Queue) -> "sender.Round":
+    """The next sweep to end from now on (those ended before are dropped)."""
+    while not rounds.empty():
+        rounds.get_nowait()
+    return await within(rounds.get())
 
 
 def stored(**filters) -> Callable[[], Awaitable[list[Message]]]:
     return sync_to_async(lambda: list(
         Message.objects.filter(**filters).select_related("connection").order_by("pk")))
+
+
+async def until(read: Callable[[], Awaitable[list[Message]]],
+                holds: Callable[[list[Message]], bool]) -> list[Message]:
+    """The rows `read()` gives once `holds(rows)`, polled within TIMEOUT."""
+    async with asyncio.timeout(TIMEOUT):
+        while not holds(rows := await read()):
+            await asyncio.sleep(0.01)
+    return rows
+
+
+def sent(*pks: int) -> Callable[[list[Message]], bool]:
+    """Whether the rows read are these, each one sent."""
+    return lambda rows: [(m.pk, m.status) for m in rows] == [(pk, "sent") for pk in pks]
 
 
 def message(text: str, to: str = TO) -> OutgoingMessage:
@@ -109,7 +136,7 @@ async def test_binds_with_its_system_id_and_password(backend):
 
 
 @pytest.mark.asyncio
-async def test_it_binds_inside_the_asgi_server_through_lifespan(smpp_settings, smsc):
+async def test_it_binds_inside_the_asgi_server_through_lifespan(smpp_settings, smsc, async_db):
     """One process: lifespan startup activates the backend in the server's loop."""
     from channels.testing import ApplicationCommunicator
     from django.core.asgi import get_asgi_application
@@ -140,31 +167,35 @@ async def test_a_refused_bind_is_reported_and_retried(smpp_settings, smsc, state
 
 
 @pytest.mark.asyncio
-async def test_a_gsm_text_is_submitted_in_the_default_alphabet(backend, smsc):
-    [sent] = await smsrouter.asend("Hello @home, 5€", TO, backend="smpp")
+async def test_a_gsm_text_is_submitted_in_the_default_alphabet(backend, smsc, rounds):
+    [queued] = await smsrouter.asend("Hello @home, 5€", TO, backend="smpp")
+    assert queued.status == "queued"  # the bind's scheduler sends it once committed
     sub = await within(smsc.submits.get())
     fields = sub.pdu.fields
     assert (sub.destination, fields["dest_addr_ton"], fields["dest_addr_npi"]) == ("255700000001", 1, 1)
     assert (fields["source_addr"], fields["data_coding"], fields["esm_class"],
             fields["registered_delivery"]) == ("15555", 0, 0, 1)
     assert fields["short_message"] == b"Hello \x00home, 5\x1b\x65"
-    assert (sent.status, sent.external_id) == ("sent", sub.message_id)
+    [row] = await until(stored(pk=queued.id), sent(queued.id))
+    assert (row.status, row.external_id, row.attempts) == ("sent", sub.message_id, 1)
 
 
 @pytest.mark.asyncio
-async def test_a_long_amharic_text_goes_as_ucs2_parts_with_a_udh(backend, smsc):
+async def test_a_long_amharic_text_goes_as_ucs2_parts_with_a_udh(backend, smsc, rounds):
     text = "ሰላም ለዓለም። " * 15
-    [sent] = await smsrouter.asend(text, TO, backend="smpp")
+    [queued] = await smsrouter.asend(text, TO, backend="smpp")
     parts = [await within(smsc.submits.get()) for _ in range(3)]
     assert [(p.pdu.fields["data_coding"], p.pdu.fields["esm_class"], p.udh[1:]) for p in parts] == [
         (8, 0x40, (3, 1)), (8, 0x40, (3, 2)), (8, 0x40, (3, 3))]
     assert len({p.udh[0] for p in parts}) == 1
     assert smsc.texts() == [text]
-    assert (sent.status, sent.external_id) == ("sent", parts[0].message_id)
+    [row] = await until(stored(pk=queued.id), sent(queued.id))
+    assert (row.status, row.external_id) == ("sent", parts[0].message_id)
 
 
 @pytest.mark.asyncio
-async def test_mo_is_routed_and_the_reply_submitted_then_its_receipt_applied(backend, smsc):
+async def test_mo_is_routed_and_the_reply_submitted_then_its_receipt_applied(backend, smsc,
+                                                                            rounds):
     smsc.deliver(TO, "echo hi")
     reply = await within(smsc.submits.get())
     assert (reply.destination, reply.text) == ("255700000001", "hi")
@@ -172,6 +203,9 @@ async def test_mo_is_routed_and_the_reply_submitted_then_its_receipt_applied(bac
     [incoming] = await stored(direction="in")()
     assert (incoming.text, incoming.connection.identity, incoming.status) == (
         "echo hi", TO, "handled")
+    # The SMSC's id is recorded once submit_sm_resp is in; a receipt for it comes after.
+    [out] = await until(stored(direction="out"), lambda rows: rows[0].status == "sent")
+    assert (out.external_id, out.in_response_to_id) == (reply.message_id, incoming.id)
     smsc.receipt(reply.message_id, "DELIVRD")
     assert (await within(smsc.answers.get())).command_status == pdu.ESME_ROK
     [out] = await stored(direction="out")()
@@ -179,16 +213,17 @@ async def test_mo_is_routed_and_the_reply_submitted_then_its_receipt_applied(bac
 
 
 @pytest.mark.asyncio
-async def test_an_undeliverable_receipt_fails_the_message(backend, smsc):
-    [sent] = await smsrouter.asend("hi", TO, backend="smpp")
-    smsc.receipt(sent.external_id, "UNDELIV", "012")
-    await within(smsc.answers.get())
-    [out] = await stored(pk=sent.id)()
+async def test_an_undeliverable_receipt_fails_the_message(backend, smsc, rounds):
+    [queued] = await smsrouter.asend("hi", TO, backend="smpp")
+    [row] = await until(stored(pk=queued.id), sent(queued.id))
+    smsc.receipt(row.external_id, "UNDELIV", "012")
+    assert (await within(smsc.answers.get())).command_status == pdu.ESME_ROK
+    [out] = await stored(pk=queued.id)()
     assert (out.status, out.error) == ("failed", "SMPP stat:UNDELIV err:012")
 
 
 @pytest.mark.asyncio
-async def test_a_receipt_for_an_unknown_id_is_answered_and_ignored(backend, smsc):
+async def test_a_receipt_for_an_unknown_id_is_answered_and_ignored(backend, smsc, rounds):
     smsc.receipt("nosuchid", "DELIVRD")
     assert (await within(smsc.answers.get())).command_status == pdu.ESME_ROK
     smsc.deliver(TO, "echo still here")
@@ -196,7 +231,7 @@ async def test_a_receipt_for_an_unknown_id_is_answered_and_ignored(backend, smsc
 
 
 @pytest.mark.asyncio
-async def test_a_long_mo_is_reassembled_before_routing(backend, smsc):
+async def test_a_long_mo_is_reassembled_before_routing(backend, smsc, rounds):
     text = "echo " + "ሰላም ለዓለም። " * 15
     smsc.deliver(TO, text)
     for _ in range(3):
@@ -208,41 +243,69 @@ async def test_a_long_mo_is_reassembled_before_routing(backend, smsc):
 
 
 @pytest.mark.asyncio
-async def test_messages_sent_while_the_link_is_down_wait_and_go_once(backend, smsc, states, fed):
+async def test_messages_sent_while_the_link_is_down_wait_and_go_once(backend, smsc, states,
+                                                                     rounds):
     smsc.refuse_binds = True
     smsc.drop()
     assert (await within(states.get()))[0] == "reconnecting"
-    sent = await smsrouter.asend("while down", [TO, "+255700000002", "+255700000003"],
-                                 backend="smpp")
-    assert [m.status for m in sent] == ["queued"] * 3
+    queued = await smsrouter.asend("while down", [TO, "+255700000002", "+255700000003"],
+                                   backend="smpp")
+    assert [m.status for m in queued] == ["queued"] * 3
+    # A whole sweep after the commit, unbound: nothing claimed, nothing tried.
+    assert (await next_sweep(rounds)).claimed == 0
+    assert [(m.status, m.attempts) for m in await stored(direction="out")()] == [("queued", 0)] * 3
     assert smsc.submitted == []
     smsc.refuse_binds = False
     await within(smsc.binds.get())
-    total = 0
-    while total < 3:
-        total += await within(fed.get())
+    rows = await until(stored(direction="out"), sent(*(m.id for m in queued)))
     assert sorted(s.destination for s in smsc.submitted) == [
         "255700000001", "255700000002", "255700000003"]
-    rows = await stored(direction="out")()
-    assert [(m.status, m.external_id) for m in rows] == [
-        ("sent", s.message_id) for s in sorted(smsc.submitted, key=lambda s: s.destination)]
+    assert [(m.status, m.attempts, m.external_id) for m in rows] == [
+        ("sent", 1, s.message_id) for s in sorted(smsc.submitted, key=lambda s: s.destination)]
+    # Once: the next sweep finds nothing left to send.
+    assert (await next_sweep(rounds)).claimed == 0
+    assert len(smsc.submitted) == 3
 
 
 @pytest.mark.asyncio
-async def test_a_throttled_submit_is_retried(backend, smsc, settings, fed):
-    """Sent by the feeder (as for any process but this one): a retry is queued, then sent."""
-    settings.SMSROUTER_PROCESSING = "channels"
-    settings.SMSROUTER_SEND_BACKOFF = 0.05
-    settings.SMSROUTER_SEND_BACKOFF_MAX = 0.1
+async def test_a_throttled_submit_is_retried(backend, smsc, smpp_settings, rounds):
+    """A temporary refusal is queued again with backoff, then sent by the bind's scheduler."""
+    smpp_settings.SMSROUTER_SEND_BACKOFF = 0.05
+    smpp_settings.SMSROUTER_SEND_BACKOFF_MAX = 0.1
+    smpp_settings.SMSROUTER_SEND_MAX_ATTEMPTS = 3
+    history: list[tuple[str, int, str, bool]] = []
+
+    def changed(sender, messages, **kwargs):
+        history.extend((m.status, m.attempts, m.error, m.due_at is not None)
+                       for m in messages if m.direction == "out")
+
     smsc.throttle = 1
-    [message] = await smsrouter.asend("busy?", TO, backend="smpp")
-    assert await within(fed.get()) == 0
-    [row] = await stored(pk=message.id)()
-    assert (row.status, row.error) == ("queued", "SMPP submit_sm: ESME_RTHROTTLED (0x00000058)")
-    assert await within(fed.get()) == 1
-    [row] = await stored(pk=message.id)()
-    assert (row.status, row.attempts, row.external_id) == ("sent", 2, smsc.submitted[0].message_id)
-    assert len(smsc.submitted) == 1
+    messages_changed.connect(changed)
+    try:
+        [queued] = await smsrouter.asend("busy?", TO, backend="smpp")
+        [row] = await until(stored(pk=queued.id), sent(queued.id))
+    finally:
+        messages_changed.disconnect(changed)
+    assert history == [
+        ("queued", 0, "", False),  # stored
+        ("queued", 1, "SMPP submit_sm: ESME_RTHROTTLED (0x00000058)", True),  # refused: later
+        ("sent", 2, "", False)]
+    assert (row.status, row.attempts, row.error, row.external_id) == (
+        "sent", 2, "", smsc.submitted[0].message_id)
+    assert len(smsc.submitted) == 1 and smsc.throttle == 0
+
+
+@pytest.mark.asyncio
+async def test_a_throttled_submit_fails_on_the_last_attempt(backend, smsc, smpp_settings, rounds):
+    smpp_settings.SMSROUTER_SEND_BACKOFF = 0.05
+    smpp_settings.SMSROUTER_SEND_BACKOFF_MAX = 0.1
+    smpp_settings.SMSROUTER_SEND_MAX_ATTEMPTS = 2
+    smsc.throttle = 2
+    [queued] = await smsrouter.asend("busy?", TO, backend="smpp")
+    [row] = await until(stored(pk=queued.id), lambda rows: rows[0].status == "failed")
+    assert (row.attempts, row.error, row.due_at) == (
+        2, "SMPP submit_sm: ESME_RTHROTTLED (0x00000058)", None)
+    assert smsc.submitted == [] and smsc.throttle == 0
 
 
 @pytest.mark.asyncio
@@ -319,7 +382,7 @@ async def test_a_receiver_bind_is_never_ready_and_cannot_send(smpp_settings, sms
 
 
 @pytest.mark.asyncio
-async def test_a_process_without_the_bind_leaves_messages_queued(smpp_settings):
+async def test_a_process_without_the_bind_leaves_messages_queued(smpp_settings, async_db):
     [message] = await smsrouter.asend("later", TO, backend="smpp")
     assert message.status == "queued"
 
