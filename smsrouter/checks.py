@@ -18,7 +18,6 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from smsrouter import conf, dispatch
-from smsrouter.exceptions import ConfigurationError
 from smsrouter.backends.base import BaseBackend
 from smsrouter.exceptions import ConfigurationError
 from smsrouter.router import App, resolve_app

@@ -73,7 +73,7 @@ class WebhookFastPath:
         except RequestAborted:  # the client hung up before the body was in
             return
         except RequestDataTooBig as exc:
-            await self.respond(scope, send, lambda: _too_big(exc))
+            await self.respond(scope, send, lambda refused=exc: _too_big(refused))
             return
         if not conf.get("SMSROUTER_WEBHOOK_FAST_PATH"):
             await self.django_app(scope, _replayed(body, receive), send)
