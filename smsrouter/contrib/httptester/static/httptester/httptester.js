@@ -156,6 +156,7 @@
     if (!identity()) { render(null); return; }
     var key = conversationKey();
     var sequence = ++requested;
+    var since = frameCount;
     try {
       var response = await fetch(messagesUrl(), { headers: { Accept: "application/json" }, cache: "no-store" });
       if (key !== conversationKey() || sequence < applied) { return; }
@@ -166,7 +167,10 @@
       var body = await response.json();
       if (key !== conversationKey() || sequence < applied) { return; }
       applied = sequence;
-      shown = body.messages;
+      // Frames that came while the answer was on its way are newer than it: a reply sent
+      // just after its webhook was answered must not go back to "queued" on screen.
+      shown = recentFrames.filter(function (f) { return f.seq > since; })
+        .reduce(function (list, f) { return withFrame(list, f.message); }, body.messages);
       render(shown);
       if (errorLine.dataset.source === "poll") { showError(""); }
     } catch (e) {
@@ -192,6 +196,7 @@
 
   function conversationChanged() {
     shown = [];
+    recentFrames = [];
     render(null);
     showError("");
     sendButton.disabled = !identity();
@@ -206,15 +211,24 @@
   var reconnectMs = 1000;
   var reconnectTimer = null;
 
+  var frameCount = 0;
+  var recentFrames = [];  // the last frames, numbered, for a refresh answered after them
+
   function frameKey(message) { return message.direction + " " + message.created_at; }
 
   /* A frame is one message, new or with a new status: replace it in place, or add it. */
-  function merge(message) {
+  function withFrame(list, message) {
     var key = frameKey(message);
-    var next = shown.filter(function (m) { return frameKey(m) !== key; });
+    var next = list.filter(function (m) { return frameKey(m) !== key; });
     next.push(message);
     next.sort(function (a, b) { return a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0; });
-    shown = next;
+    return next;
+  }
+
+  function merge(message) {
+    recentFrames.push({ seq: ++frameCount, message: message });
+    if (recentFrames.length > 100) { recentFrames.shift(); }
+    shown = withFrame(shown, message);
     render(shown);
   }
 
