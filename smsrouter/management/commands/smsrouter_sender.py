@@ -9,13 +9,17 @@ periodic jobs whose turn it is, and exits: for cron.
 
 import asyncio
 import signal
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import connections
 
 from smsrouter import conf, dispatch, inbound, periodic, recovery, sender
 from smsrouter.scheduler import Scheduler
+
+T = TypeVar("T")
 
 
 class Command(BaseCommand):
@@ -29,9 +33,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, once: bool, **options: Any) -> None:
         duties = dispatch.server_duties()
         if once:
-            self.stdout.write(asyncio.run(_once(duties)))
+            self.stdout.write(asyncio.run(_closing(_once(duties))))
             return
-        asyncio.run(self._serve(duties))
+        asyncio.run(_closing(self._serve(duties)))
 
     async def _serve(self, duties: dispatch.Duties) -> None:
         stop = asyncio.Event()
@@ -47,6 +51,15 @@ class Command(BaseCommand):
             await stop.wait()
         finally:
             await scheduler.stop()
+
+
+async def _closing(work: Coroutine[Any, Any, T]) -> T:
+    """`work`, then the database connections of the thread that did its database work
+    (asgiref's shared one, which outlives this command's event loop) closed."""
+    try:
+        return await work
+    finally:
+        await sync_to_async(connections.close_all)()
 
 
 async def _once(duties: dispatch.Duties) -> str:
