@@ -14,7 +14,6 @@ first and the sweep finds any row left behind. Tasks are sent by name, so this m
 imports neither the tasks nor the consumers that call back into the pipeline.
 """
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,20 +93,13 @@ def queued(messages: Sequence[OutgoingMessage], due_at: datetime | None = None) 
 
 def _hand_on(messages: list[OutgoingMessage], due_at: datetime | None) -> None:
     if mode() != INLINE:
-        for backend_name, ids in by_backend(messages).items():
-            send_later(backend_name, ids, due_at)
+        for backend_name, batch in sender.by_backend(messages).items():
+            send_later(backend_name, [msg.id for msg in batch], due_at)
     elif sender.wake_local(messages, due_at):
         return
     elif due_at is None or due_at <= timezone.now():
         sender.send_blocking(messages)
     # Due later and no scheduler here: the next one to sweep (smsrouter_sender) sends it.
-
-
-def by_backend(messages: Sequence[OutgoingMessage]) -> dict[str, list[int]]:
-    ids: dict[str, list[int]] = defaultdict(list)
-    for msg in messages:
-        ids[msg.backend_name].append(msg.id)
-    return ids
 
 
 def route_later(*message_ids: int) -> None:

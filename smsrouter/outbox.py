@@ -51,9 +51,11 @@ def store(batches: Sequence[Batch], due_at: datetime | None = None) -> list[Outg
             if (app := router.outgoing(msg)) is not None:
                 msg.status = msg.record.status = Status.FAILED
                 msg.error = msg.record.error = f"cancelled by {app}.outgoing()"
+                msg.record.attempts = 0  # claimed at birth, perhaps, but never tried
                 cancelled[msg.error].append(msg)
     for error, group in cancelled.items():
-        statements.update([msg.id for msg in group], {"status": Status.FAILED, "error": error})
+        statements.update([msg.id for msg in group],
+                          {"status": Status.FAILED, "error": error, "attempts": 0})
     signals.changed(records)
     ready = [msg for msg in messages if msg.status != Status.FAILED]
     dispatch.queued(ready, due_at)

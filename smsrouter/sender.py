@@ -100,7 +100,7 @@ def send_blocking(messages: Sequence[OutgoingMessage]) -> Round:
     if not all(backends[msg.backend_name].in_process for msg in ready):
         return async_to_sync(send)(ready)
     claimed = _take(ready)
-    results = [pair for name, batch in _by_backend(claimed).items()
+    results = [pair for name, batch in by_backend(claimed).items()
                for pair in zip(batch, _in_process(backends[name].send(batch)), strict=True)]
     return record(results)
 
@@ -133,7 +133,7 @@ def _take(ready: list[OutgoingMessage]) -> list[OutgoingMessage]:
     return born + claimed
 
 
-def _by_backend(messages: Sequence[OutgoingMessage]) -> dict[str, list[OutgoingMessage]]:
+def by_backend(messages: Sequence[OutgoingMessage]) -> dict[str, list[OutgoingMessage]]:
     batches: dict[str, list[OutgoingMessage]] = defaultdict(list)
     for msg in messages:
         batches[msg.backend_name].append(msg)
@@ -182,7 +182,7 @@ def _claim_due(ids: Collection[int] | None, names: Sequence[str], limit: int) ->
 async def _deliver(claimed: list[OutgoingMessage]) -> Round:
     if not claimed:
         return Round()
-    batches = _by_backend(claimed)
+    batches = by_backend(claimed)
     names = list(batches)
     answers = await asyncio.gather(*(_send_batch(name, batches[name]) for name in names))
     results = [pair for name, outcomes in zip(names, answers, strict=True)
