@@ -64,8 +64,8 @@ class Scheduler:
         self._rounds = asyncio.Semaphore(ROUNDS)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeping: asyncio.Task[None] | None = None
-        self._turns = {job.name: 0.0 for job in periodic.jobs()} if duties.periodic else {}
         self._jobs = {job.name: job for job in periodic.jobs()} if duties.periodic else {}
+        self._turns = dict.fromkeys(self._jobs, 0.0)  # loop time each job may next be tried
         self._running: dict[str, asyncio.Task[None]] = {}
         self._main: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
