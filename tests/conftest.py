@@ -11,11 +11,20 @@ import pytest
 import pytest_asyncio
 from asgiref.sync import sync_to_async
 from django.db import connections
+from hypothesis import HealthCheck, settings as hypothesis_settings
 
 from tests.gateway import FakeGateway
 from tests.stack import listening_socket, require, uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property-based tests stay within seconds in CI; HYPOTHESIS_PROFILE=deep runs each one with
+# thousands of examples, for a measurement such as "no 5xx in 3,000 requests".
+hypothesis_settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile(
+    "deep", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
