@@ -38,11 +38,11 @@ async def run(count: int, concurrency: int, text: str) -> None:
     connection = SimpleNamespace(identity="+255700000001", backend=SimpleNamespace(name="bench"))
     messages = [OutgoingMessage(text, connection) for _ in range(count)]  # type: ignore[arg-type]
     start = time.perf_counter()
-    await backend.send(messages)
+    outcomes = await backend.send(messages)
     elapsed = time.perf_counter() - start
     await backend.deactivate()
     await smsc.close()
-    failed = [m for m in messages if m.status == "failed" or m.external_id is None]
+    failed = [outcome for outcome in outcomes if not outcome.sent or outcome.external_id is None]
     print(f"{count} submit_sm, window {concurrency}: {elapsed:.2f} s, "
           f"{len(smsc.submitted) / elapsed:.0f} submit_sm/s ({len(failed)} failed)")
 
