@@ -1,7 +1,9 @@
 """A fake SMSC on loopback that speaks real SMPP 3.4, for the SMPP backend's tests.
 
 In-process: `smsc = FakeSmsc(); await smsc.start()`, then `smsc.port`, the queues
-`smsc.binds` and `smsc.submits`, and `deliver()`, `receipt()`, `drop()`; `throttle` and `refuse_binds` to misbehave.
+`smsc.binds`, `smsc.submits` and `smsc.answers`, and `deliver()`, `receipt()`, `drop()`;
+`throttle`, `refuse_binds` and `corrupt` to misbehave, and `raw()` to send octets that are
+no PDU (`with_length()` makes a body lie with a header that does not).
 
 As a process: `python -m tests.smsc [--port N]` prints `{"port": N}`, then one JSON
 object per event (`bound`, `submit`) on stdout, and takes JSON commands on stdin:
@@ -15,12 +17,18 @@ import asyncio
 import itertools
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from smsrouter.smpp import pdu
 from smsrouter.smpp.pdu import Command, Pdu
 
 BINDS = {Command.BIND_TRANSCEIVER, Command.BIND_TRANSMITTER, Command.BIND_RECEIVER}
+
+
+def with_length(data: bytes) -> bytes:
+    """The octets with command_length set to their number, so that only the body lies."""
+    return len(data).to_bytes(4, "big") + data[4:]
 
 
 @dataclass
@@ -45,12 +53,15 @@ class FakeSmsc:
         #: Each accepted submit_sm, as it happens; `submitted` keeps them all.
         self.submits: asyncio.Queue[Submitted] = asyncio.Queue()
         self.submitted: list[Submitted] = []
-        #: deliver_sm_resp PDUs, as the ESME answers.
+        #: The ESME's answers to what this SMSC sent (deliver_sm_resp, generic_nack,
+        #: enquire_link_resp), as they come.
         self.answers: asyncio.Queue[Pdu] = asyncio.Queue()
         #: Answer the next this many submit_sm with ESME_RTHROTTLED.
         self.throttle = 0
         #: Refuse binds (ESME_RBINDFAIL) while set, as an SMSC in maintenance does.
         self.refuse_binds = False
+        #: Sends the next submit_sm_resp's octets through this, to answer it malformed.
+        self.corrupt: Callable[[bytes], bytes] | None = None
         self._ids = itertools.count(0x1000)
         self._sequence = itertools.count(1)
         self._sessions: set[asyncio.StreamWriter] = set()
@@ -103,6 +114,15 @@ class FakeSmsc:
         self._send(Pdu(Command.DELIVER_SM, fields={
             "esm_class": pdu.ESM_RECEIPT, "short_message": text.encode("ascii")}))
 
+    def enquire_link(self, sequence: int) -> None:
+        """An enquire_link with this sequence_number, to tell its answer from the others'."""
+        self.raw(Pdu(Command.ENQUIRE_LINK, sequence).encode())
+
+    def raw(self, data: bytes) -> None:
+        """Octets to every bound ESME as they are: malformed PDUs, lying lengths."""
+        for writer in self._sessions:
+            writer.write(data)
+
     def _send(self, request: Pdu) -> None:
         request.sequence_number = next(self._sequence)
         for writer in self._sessions:
@@ -115,7 +135,10 @@ class FakeSmsc:
                 length = pdu.HEADER.unpack(header)[0]
                 request = Pdu.decode(header + await reader.readexactly(length - pdu.HEADER_SIZE))
                 if reply := self._answer(request, writer):
-                    writer.write(reply.encode())
+                    octets = reply.encode()
+                    if self.corrupt and reply.command_id == Command.SUBMIT_SM_RESP:
+                        octets, self.corrupt = self.corrupt(octets), None
+                    writer.write(octets)
                 if request.command_id == Command.UNBIND:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -149,10 +172,8 @@ class FakeSmsc:
             self.submitted.append(sub)
             self.submits.put_nowait(sub)
             return request.response(message_id=message_id)
-        if request.command_id == Command.DELIVER_SM_RESP:
-            self.answers.put_nowait(request)
-            return None
         if request.is_response:
+            self.answers.put_nowait(request)
             return None
         return request.response()  # enquire_link, unbind
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 import smsrouter
-from smsrouter import sender
+from smsrouter import limits, sender
 from smsrouter.backends import backends
 from smsrouter.backends.base import Outcome
 from smsrouter.backends.smpp import SmppBackend
@@ -27,7 +28,8 @@ from smsrouter.models import Backend, Connection, Message
 from smsrouter.scheduler import Scheduler
 from smsrouter.signals import messages_changed
 from smsrouter.smpp import pdu
-from tests.smsc import FakeSmsc
+from smsrouter.smpp.pdu import Command, Pdu
+from tests.smsc import FakeSmsc, with_length
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10
@@ -336,6 +338,133 @@ async def test_ready_only_while_bound_and_unbound_sends_are_temporary(backend, s
     assert await backend.send([message("while down")]) == [
         Outcome(error="SMPP backend 'smpp' is not bound in this process", temporary=True)]
     assert smsc.submitted == []
+
+
+def deliver_sm(short_message: bytes, *, source: str = "255700000001", ton: int = 1,
+               esm_class: int = 0, data_coding: int = 0) -> bytes:
+    """A deliver_sm's octets, sequence_number 900, to be sent as they are or broken first."""
+    return Pdu(Command.DELIVER_SM, 900, fields={
+        "source_addr": source, "source_addr_ton": ton, "source_addr_npi": 1,
+        "destination_addr": "15555", "esm_class": esm_class, "data_coding": data_coding,
+        "short_message": short_message}).encode()
+
+
+HELLO = deliver_sm(b"hello")
+OVERSIZED = pdu.HEADER.pack(pdu.MAX_PDU_SIZE + 1, Command.DELIVER_SM, 0, 900)
+NACK, RESP = Command.GENERIC_NACK, Command.DELIVER_SM_RESP
+
+
+def udh(octets: bytes) -> bytes:
+    return deliver_sm(octets, esm_class=pdu.ESM_UDHI)
+
+
+@pytest.mark.parametrize(("data", "answer", "kept"), [
+    pytest.param(udh(b"\x03\x00\x03\x07hello"), (RESP, pdu.ESME_ROK),
+                 ("hello", "UDH element 0x00 of 3 octets runs past the header",
+                  b"\x03\x00\x03\x07hello"), id="truncated-udh"),
+    pytest.param(udh(b"\x09\x00\x03hi"), (RESP, pdu.ESME_ROK),
+                 ("Ç@¥hi", "UDH length 9 but 4 octets follow it", b"\x09\x00\x03hi"),
+                 id="udh-longer-than-the-text"),
+    pytest.param(udh(b"\x05\x00\x03\x07\x00\x01hi"), (RESP, pdu.ESME_ROK),
+                 ("hi", "concatenation part 1 of 0", b"\x05\x00\x03\x07\x00\x01hi"),
+                 id="concatenation-of-0-parts"),
+    pytest.param(udh(b"\x05\x00\x03\x07\x02\x03hi"), (RESP, pdu.ESME_ROK),
+                 ("hi", "concatenation part 3 of 2", b"\x05\x00\x03\x07\x02\x03hi"),
+                 id="part-past-the-total"),
+    pytest.param(deliver_sm(b"\x00h\x00i\x00", data_coding=8), (RESP, pdu.ESME_ROK),
+                 ("hi\ufffd", "not utf-16-be: truncated data at octet 4", b"\x00h\x00i\x00"),
+                 id="odd-length-ucs2"),
+    pytest.param(deliver_sm(b"hi\x80"), (RESP, pdu.ESME_ROK),
+                 ("hi\ufffd", "octet 2 (0x80) is no GSM 03.38 septet", b"hi\x80"),
+                 id="invalid-septet"),
+    pytest.param(deliver_sm(b"hi", data_coding=4), (RESP, pdu.ESME_ROK),
+                 ("hi", "data_coding 0x04 is not one this ESME reads", b"hi"),
+                 id="unknown-data-coding"),
+    pytest.param(with_length(HELLO[:-6] + b"\xc8hello"), (RESP, pdu.ESME_ROK),
+                 ("hello", "sm_length 200 runs past the PDU (5 octets left)", b"hello"),
+                 id="sm-length-lies"),
+    pytest.param(with_length(HELLO + b"\x04\x24\x00\x09abc"), (RESP, pdu.ESME_ROK),
+                 ("hello", "optional parameter 0x0424 of 9 octets runs past the PDU "
+                  "(3 octets left)", b"hello"), id="tlv-length-lies"),
+    pytest.param(deliver_sm(b"hello", source="", ton=0), (RESP, pdu.ESME_RX_R_APPN), None,
+                 id="no-sender"),
+    pytest.param(with_length(HELLO.replace(b"255700000001\0", b"2" * 101 + b"\0")),
+                 (RESP, pdu.ESME_RX_R_APPN), None,
+                 id="sender-over-100-characters"),
+    pytest.param(deliver_sm(b"\xff\xfe no receipt", esm_class=pdu.ESM_RECEIPT),
+                 (RESP, pdu.ESME_ROK), None, id="undecodable-receipt"),
+    pytest.param(Pdu(Command.DELIVER_SM, 900, fields={
+        "esm_class": pdu.ESM_RECEIPT, "short_message": b"stat:DELIVRD"}, tlvs={
+        pdu.TLV_RECEIPTED_MESSAGE_ID: b"9" * 300 + b"\0"}).encode(),
+                 (RESP, pdu.ESME_ROK), None, id="receipted-id-over-255"),
+    pytest.param(pdu.HEADER.pack(16, 0x00000103, 0, 900), (NACK, pdu.ESME_RINVCMDID), None,
+                 id="unknown-command-id"),
+    pytest.param(pdu.HEADER.pack(8, Command.DELIVER_SM, 0, 900), (NACK, pdu.ESME_RINVCMDLEN),
+                 None, id="command-length-below-the-header"),
+    pytest.param(OVERSIZED + bytes(pdu.MAX_PDU_SIZE + 1 - pdu.HEADER_SIZE),
+                 (NACK, pdu.ESME_RINVCMDLEN), None, id="command-length-over-the-maximum"),
+])
+@pytest.mark.asyncio
+async def test_a_malformed_pdu_is_answered_logged_and_kept_if_it_reads_and_the_link_goes_on(
+        backend, smsc, states, caplog, async_db, data, answer, kept):
+    """Answered so that the SMSC does not send it again (a deliver_sm_resp for any deliver_sm
+    whose header reads), logged with its octets, stored as well as it reads; then the next
+    deliver_sm is taken on the same bind."""
+    caplog.set_level(logging.WARNING, logger="smsrouter.smpp.malformed")
+    smsc.raw(data)
+    got = await within(smsc.answers.get())
+    assert (got.command_id, got.command_status, got.sequence_number) == (*answer, 900)
+    logged = data[:pdu.HEADER_SIZE] if data.startswith(OVERSIZED) else data
+    assert any(r.name == "smsrouter.smpp.malformed" and r.levelno == logging.WARNING
+               and logged.hex() in r.getMessage() for r in caplog.records)
+    rows = await stored(direction="in")()
+    if kept is None:
+        assert rows == []
+    else:
+        text, problem, short_message = kept
+        [row] = rows
+        assert (row.text, row.connection.identity) == (text, TO)
+        assert row.fields["smpp"] == {"problems": [problem], "short_message": [short_message.hex()]}
+    smsc.deliver(TO, "still here")
+    assert (await within(smsc.answers.get())).command_status == pdu.ESME_ROK
+    assert [m.text for m in await stored(direction="in")()][-1] == "still here"
+    assert backend.link is not None and backend.link.bound
+    assert states.empty() and smsc.binds.empty()  # never dropped, never bound again
+
+
+@pytest.mark.asyncio
+async def test_a_long_text_with_a_malformed_part_is_kept_whole_with_what_was_wrong(backend, smsc,
+                                                                                   async_db):
+    first, second = (bytes([5, 0, 3, 0x42, 2, number]) for number in (1, 2))
+    smsc.raw(udh(first + b"abc"))
+    smsc.raw(udh(second + b"de\x80"))
+    for _ in range(2):
+        assert (await within(smsc.answers.get())).command_status == pdu.ESME_ROK
+    [row] = await stored(direction="in")()
+    assert row.text == "abcde\ufffd"
+    assert row.fields["smpp"] == {
+        "problems": ["part 2: octet 2 (0x80) is no GSM 03.38 septet"],
+        "short_message": [(first + b"abc").hex(), (second + b"de\x80").hex()]}
+
+
+@pytest.mark.asyncio
+async def test_a_nul_in_a_ucs2_text_is_stored_on_every_database(backend, smsc, async_db):
+    """UTF-16 carries NUL, which PostgreSQL refused: answered ESME_RX_T_APPN, redelivered
+    for ever. It is stored as U+FFFD, the exact text kept in fields (smsrouter.limits)."""
+    smsc.raw(deliver_sm("h\0i".encode("utf-16-be"), data_coding=pdu.CODING_UCS2))
+    assert (await within(smsc.answers.get())).command_status == pdu.ESME_ROK
+    [row] = await stored(direction="in")()
+    assert (row.text, limits.original_text(row.fields)) == ("h\ufffdi", "h\0i")
+
+
+@pytest.mark.asyncio
+async def test_a_malformed_submit_sm_resp_settles_the_submit_as_far_as_it_reads(backend, smsc):
+    """Its status is in the header: ESME_ROK with a message_id that lacks its NUL is sent,
+    not left to time out and be submitted again (a second SMS to the handset)."""
+    smsc.corrupt = lambda octets: with_length(octets[:-1])  # message_id's NUL cut off
+    [outcome] = await backend.send([message("hi")])
+    [sub] = smsc.submitted
+    assert outcome == Outcome(external_id=sub.message_id)
 
 
 def test_a_process_that_did_not_activate_it_is_not_ready(smpp_settings):

@@ -5,6 +5,7 @@ import pytest
 from smsrouter import gsm
 from smsrouter.smpp import pdu
 from smsrouter.smpp.pdu import Command, Pdu, PduError
+from tests.smsc import with_length
 
 
 def test_bind_transceiver_is_encoded_byte_for_byte():
@@ -155,3 +156,91 @@ def test_receipt_tlvs_win_over_the_text():
 def test_a_text_that_is_no_receipt_is_refused():
     with pytest.raises(PduError, match="not a delivery receipt"):
         pdu.parse_receipt(receipt("hello"))
+
+
+DELIVER = Pdu(Command.DELIVER_SM, 7, fields={
+    "source_addr": "255700000001", "source_addr_ton": 1, "short_message": b"hello"}).encode()
+
+
+@pytest.mark.parametrize(("data", "problem", "short_message"), [
+    (with_length(DELIVER[:-6] + b"\xc8hello"), "sm_length 200 runs past the PDU (5 octets left)",
+     b"hello"),
+    (with_length(DELIVER[:-6] + b"\xffhello"), "sm_length 255 runs past the PDU", b"hello"),
+    (with_length(DELIVER + b"\x04\x24\x00\x09abc"),
+     "optional parameter 0x0424 of 9 octets runs past the PDU (3 octets left)", b"hello"),
+    (with_length(DELIVER + b"\x04\x24"), "2 octets after the fields are no optional parameter",
+     b"hello"),
+    (with_length(DELIVER[:20]), "source_addr has no terminating NUL", b""),
+    (with_length(DELIVER[:-6]), "the body ends before short_message", b""),
+    (with_length(DELIVER[:16] + b"\0\x01\x01" + b"9" * 30 + DELIVER[31:]),
+     "source_addr has 30 octets, more than 20", b"hello"),
+])
+def test_a_body_that_lies_is_read_as_far_as_it_goes(data, problem, short_message):
+    """The header is sound, so the refusal carries the PDU as read, each field cut at the
+    end, and what was wrong: a deliver_sm must still be answered, and stored if it reads."""
+    with pytest.raises(PduError) as caught:
+        Pdu.decode(data)
+    partial = caught.value.partial
+    assert partial is not None and partial.command_id == Command.DELIVER_SM
+    assert partial.sequence_number == 7 and partial.raw == data
+    assert any(p.startswith(problem) for p in partial.problems), partial.problems
+    assert partial.get_bytes("short_message") == short_message
+    assert str(caught.value).startswith("deliver_sm 7: ")
+
+
+def test_a_header_that_cannot_be_read_carries_no_partial_pdu():
+    with pytest.raises(PduError) as caught:
+        Pdu.decode(pdu.HEADER.pack(16, 0x1234, 0, 1))
+    assert caught.value.partial is None
+
+
+def test_a_response_may_end_early_but_a_request_may_not():
+    assert Pdu.decode(pdu.HEADER.pack(16, Command.SUBMIT_SM_RESP, 0, 1)).fields == {}
+    with pytest.raises(PduError, match="the body ends before service_type"):
+        Pdu.decode(pdu.HEADER.pack(16, Command.DELIVER_SM, 0, 1))
+
+
+@pytest.mark.parametrize(("octets", "problem", "payload"), [
+    (b"", "esm_class announces a user data header but short_message is empty", b""),
+    (b"\x05\x00\x03\x01", "UDH length 5 but 3 octets follow it", b"\x05\x00\x03\x01"),
+    (b"\x03\x00\x03\x07hello", "UDH element 0x00 of 3 octets runs past the header", b"hello"),
+    (b"\x01\x00hi", "the UDH ends inside an element's header (octet 0)", b"hi"),
+    (b"\x04\x00\x02\x07\x02hi", "concatenation element 0x00 has 2 octets, not 3", b"hi"),
+    (b"\x05\x00\x03\x07\x00\x01hi", "concatenation part 1 of 0", b"hi"),
+    (b"\x05\x00\x03\x07\x02\x00hi", "concatenation part 0 of 2", b"hi"),
+    (b"\x05\x00\x03\x07\x02\x03hi", "concatenation part 3 of 2", b"hi"),
+    (b"\x06\x08\x04\x01\x02\x02\x03hi", "concatenation part 3 of 2", b"hi"),
+])
+def test_a_udh_that_lies_is_refused_with_the_octets_that_look_like_text(octets, problem, payload):
+    with pytest.raises(pdu.UdhError) as caught:
+        pdu.split_udh(octets)
+    assert (str(caught.value), caught.value.payload) == (problem, payload)
+
+
+def test_other_udh_elements_are_passed_over():
+    port_addressing = bytes([0x04, 2, 0x0B, 0x84])  # IEI 4: 8-bit application ports
+    assert pdu.split_udh(bytes([len(port_addressing) + 5]) + port_addressing
+                         + bytes([0, 3, 9, 2, 1]) + b"hi") == ((9, 2, 1), b"hi")
+    assert pdu.split_udh(b"\x00hi") == (None, b"hi")
+
+
+@pytest.mark.parametrize(("octets", "coding", "problem", "text"), [
+    (b"\x00a\x00", 8, "not utf-16-be: truncated data at octet 2", "a\ufffd"),
+    (b"\xd8\x00\x00a", 8, "not utf-16-be: illegal UTF-16 surrogate at octet 0", "\ufffda"),
+    (b"\x80a\xff", 0, "octet 0 (0x80) is no GSM 03.38 septet; octet 2 (0xFF) is no GSM 03.38 "
+     "septet", "\ufffda\ufffd"),
+    (b"a\x1b", 0, "the text ends in an escape (0x1B) with no character after it", "a\ufffd"),
+    (b"caf\xe9", 1, "not ascii: ordinal not in range(128) at octet 3", "caf\ufffd"),
+    (b"\x01\xe9", 4, "data_coding 0x04 is not one this ESME reads", "\x01é"),
+    (b"hi", 0xF0, "data_coding 0xF0 is not one this ESME reads", "hi"),
+])
+def test_a_text_its_coding_cannot_read_is_refused_with_its_best_reading(octets, coding, problem,
+                                                                        text):
+    with pytest.raises(pdu.TextError) as caught:
+        pdu.decode_text(octets, coding)
+    assert (str(caught.value), caught.value.text) == (problem, text)
+
+
+def test_many_faults_in_one_text_are_summed_up():
+    with pytest.raises(pdu.TextError, match=r"octet 2 \(0x80\) is no GSM 03.38 septet and 2 more$"):
+        pdu.decode_text(b"\x80" * 5, 0)

@@ -7,7 +7,9 @@ messages stay queued until the bind is up (which wakes the scheduler). None is l
 unbound, and none is sent twice, since the sender claims its rows first.
 
 Inbound deliver_sm PDUs become `aincoming()` calls (multipart texts reassembled first),
-and delivery receipts move the outgoing message they name to delivered or failed.
+and delivery receipts move the outgoing message they name to delivered or failed. A
+malformed one is stored as well as it reads and answered so that the SMSC does not send
+it again (see _on_deliver); the link survives any PDU.
 Codings and the choices behind them: smsrouter/smpp/pdu.py and docs/backends/smpp.md.
 """
 
@@ -18,12 +20,13 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.core.checks import CheckMessage, Error
 
-from smsrouter import reports
+from smsrouter import limits, reports
 from smsrouter.api import aincoming
 from smsrouter.backends.base import BaseBackend, Outcome, StatusReport
 from smsrouter.exceptions import BadInbound, PermanentSendError, TemporarySendError
@@ -205,44 +208,74 @@ class SmppBackend(BaseBackend):
             await asyncio.sleep(slot - now)
 
     # Inbound.
-    async def _on_deliver(self, deliver: Pdu) -> None:
+    async def _on_deliver(self, deliver: Pdu) -> int:
+        """Store the text a deliver_sm carries, or apply its receipt; the command_status to
+        answer it with.
+
+        The answer decides whether the SMSC delivers the PDU again, and SMSCs differ in
+        which error statuses they retry (Vonage retries ESME_RSYSERR, ESME_RMSGQFUL,
+        ESME_RTHROTTLED and four more; others retry any). So a deliver_sm that can be read
+        at all is stored as well as it reads, what was wrong in fields["smpp"], and
+        answered ESME_ROK: sent again it would never read better, and it could hold back
+        the messages queued behind it. One that smsrouter.limits refuses to store (a
+        sender empty, too long, or with NUL) is answered ESME_RX_R_APPN, "ESME Receiver
+        Reject Message", which SMPP 5.0 defines as rejected and not to be retried,
+        holding back no other message. A receipt that names no message of ours is
+        answered ESME_ROK: there is nothing to retry. Only a failure that may pass (the
+        database down) raises, and the link answers ESME_RX_T_APPN so that the SMSC may
+        try again.
+        """
         if deliver.get_int("esm_class") & pdu.ESM_RECEIPT:
             await self._on_receipt(deliver)
-            return
+            return pdu.ESME_ROK
         source = deliver.get_str("source_addr")
         if deliver.get_int("source_addr_ton") == 1 and not source.startswith("+"):
             source = "+" + source
-        octets = deliver.get_bytes("short_message") or deliver.tlvs.get(pdu.TLV_MESSAGE_PAYLOAD, b"")
-        concat = None
-        if deliver.get_int("esm_class") & pdu.ESM_UDHI:
-            concat, octets = pdu.split_udh(octets)
-        text = pdu.decode_text(octets, deliver.get_int("data_coding"))
-        if concat is not None:
-            whole = self._reassemble(source, concat, text)
-            if whole is None:
-                return
-            text = whole
-        await aincoming(self.name, source, text)
+        concat, part = _read_part(deliver)
+        if part.problems:
+            pdu.malformed_log.warning("SMPP backend %s: deliver_sm %d read as well as it can be: "
+                                      "%s; PDU %s", self.name, deliver.sequence_number,
+                                      "; ".join(part.problems), deliver.raw.hex())
+        part.problems[:0] = deliver.problems
+        parts = [part] if concat is None else self._reassemble(source, concat, part)
+        if parts is None:
+            return pdu.ESME_ROK
+        try:
+            await aincoming(self.name, source, "".join(p.text for p in parts),
+                            fields=_fields(parts))
+        except BadInbound as exc:
+            pdu.malformed_log.warning("SMPP backend %s: deliver_sm %d refused (%s), answered %s; "
+                                      "PDU %s", self.name, deliver.sequence_number, exc,
+                                      pdu.status_name(pdu.ESME_RX_R_APPN), deliver.raw.hex())
+            return pdu.ESME_RX_R_APPN
+        return pdu.ESME_ROK
 
-    def _reassemble(self, source: str, concat: tuple[int, int, int], text: str) -> str | None:
-        """The whole text once its last part is in; None until then."""
+    def _reassemble(self, source: str, concat: tuple[int, int, int],
+                    part: _Part) -> list[_Part] | None:
+        """The parts of the whole text, in order, once its last part is in; None until then."""
         reference, total, number = concat
         now = time.monotonic()
         for key in [key for key, (since, _) in self._parts.items() if now - since > PARTS_KEPT]:
             del self._parts[key]
         key = (source, reference, total)
         parts = self._parts.setdefault(key, (now, {}))[1]
-        parts[number] = text
+        parts[number] = part
         if len(parts) < total:
             return None
         del self._parts[key]
-        return "".join(parts[n] for n in sorted(parts))
+        return [parts[n] for n in sorted(parts)]
 
     async def _on_receipt(self, deliver: Pdu) -> None:
         try:
             receipt = pdu.parse_receipt(deliver)
         except pdu.PduError as exc:
-            logger.warning("SMPP backend %s: %s", self.name, exc)
+            pdu.malformed_log.warning("SMPP backend %s: deliver_sm %d ignored: %s; PDU %s",
+                                      self.name, deliver.sequence_number, exc, deliver.raw.hex())
+            return
+        if problem := limits.external_id_problem(receipt.message_id):
+            pdu.malformed_log.warning("SMPP backend %s: deliver_sm %d ignored: its receipted id "
+                                      "%s; PDU %s", self.name, deliver.sequence_number, problem,
+                                      deliver.raw.hex())
             return
         status = RECEIPT_STATUS.get(receipt.stat)
         if status is None:
@@ -256,3 +289,49 @@ class SmppBackend(BaseBackend):
             await database_sync_to_async(reports.apply)(self.name, [report])
         except BadInbound as exc:
             logger.warning("SMPP backend %s: receipt ignored: %s", self.name, exc)
+
+
+@dataclass
+class _Part:
+    """One deliver_sm's text as read, what could not be read as sent, and its octets."""
+
+    text: str
+    problems: list[str]
+    octets: bytes
+
+
+def _read_part(deliver: Pdu) -> tuple[tuple[int, int, int] | None, _Part]:
+    """A deliver_sm's concatenation element (None without a valid one) and its text.
+
+    A user data header that cannot be read leaves the message whole, its text read from
+    the octets after the header when its length fits (else with the header's octets in);
+    a text its data_coding cannot read is kept as its best reading.
+    """
+    octets = deliver.get_bytes("short_message") or deliver.tlvs.get(pdu.TLV_MESSAGE_PAYLOAD, b"")
+    problems: list[str] = []
+    concat, payload = None, octets
+    if deliver.get_int("esm_class") & pdu.ESM_UDHI:
+        try:
+            concat, payload = pdu.split_udh(octets)
+        except pdu.UdhError as exc:
+            problems.append(str(exc))
+            payload = exc.payload
+    try:
+        text = pdu.decode_text(payload, deliver.get_int("data_coding"))
+    except pdu.TextError as exc:
+        problems.append(str(exc))
+        text = exc.text
+    return concat, _Part(text, problems, octets)
+
+
+def _fields(parts: list[_Part]) -> dict[str, Any]:
+    """fields["smpp"] of a text that could not be read as sent: what was wrong (by part
+    for a long text) and each part's short_message in hex, UDH included, to read again."""
+    if not any(part.problems for part in parts):
+        return {}
+    if len(parts) == 1:
+        problems = parts[0].problems
+    else:
+        problems = [f"part {number}: {problem}" for number, part in enumerate(parts, start=1)
+                    for problem in part.problems]
+    return {"smpp": {"problems": problems, "short_message": [part.octets.hex() for part in parts]}}

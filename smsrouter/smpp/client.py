@@ -7,6 +7,13 @@ their responses by sequence_number, so many may be in flight at once.
 
 Incoming deliver_sm PDUs are handled one at a time, in order, by a task of their own:
 handling one may submit a reply, whose response this session's reader must still read.
+
+No PDU ends the session, however malformed: one whose header cannot be read gets a
+generic_nack (SMPP 3.4 section 4.3), and its octets are skipped by its command_length (a
+command_length below the header's 16 octets counts as 16); one whose body is malformed
+is handled as far as it could be read. Each is logged with its octets on
+`smsrouter.smpp.malformed`. If the SMSC's octets no longer frame PDUs at all, our own
+enquire_link goes unanswered and the link is closed and bound again.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any
 
 from smsrouter.smpp.pdu import (
     ESME_RINVCMDID,
+    ESME_RINVCMDLEN,
     ESME_ROK,
     ESME_RX_T_APPN,
     HEADER,
@@ -28,6 +36,7 @@ from smsrouter.smpp.pdu import (
     Command,
     Pdu,
     PduError,
+    malformed_log,
     status_name,
 )
 
@@ -47,8 +56,9 @@ class LinkDown(ConnectionError):
 class Link:
     """One bind to an SMSC, reconnected until `stop()`.
 
-    `on_deliver(pdu)` is awaited for each deliver_sm; the SMSC is answered once it
-    returns (ESME_RX_T_APPN if it raised, so the SMSC delivers it again later).
+    `on_deliver(pdu)` is awaited for each deliver_sm, its `problems` listing what could not
+    be read; the SMSC is answered with the command_status it returns once it returns
+    (ESME_RX_T_APPN if it raised, so that the SMSC delivers it again later).
     `on_state(state, detail)` hears of each bind, unbind and reconnect.
     """
 
@@ -61,7 +71,7 @@ class Link:
         *,
         enquire_link: float,
         reconnect_backoff: float,
-        on_deliver: Callable[[Pdu], Awaitable[None]],
+        on_deliver: Callable[[Pdu], Awaitable[int]],
         on_state: Callable[[str, str], None],
     ) -> None:
         self.host, self.port = host, port
@@ -170,20 +180,21 @@ class Link:
         """Read PDUs until the link drops; why it dropped."""
         while True:
             try:
-                header = await reader.readexactly(HEADER_SIZE)
-                length = HEADER.unpack(header)[0]
-                if not HEADER_SIZE <= length <= MAX_PDU_SIZE:
-                    return f"a PDU of {length} octets"
-                data = header + await reader.readexactly(length - HEADER_SIZE)
+                data = await self._next_pdu(reader, writer)
             except (asyncio.IncompleteReadError, ConnectionError) as exc:
                 return f"connection closed ({type(exc).__name__})"
+            if data is None:
+                continue
             try:
                 pdu = Pdu.decode(data)
             except PduError as exc:
-                logger.warning("SMPP %s:%d sent a bad PDU: %s", self.host, self.port, exc)
-                _, _, _, sequence = HEADER.unpack_from(data)
-                writer.write(Pdu(Command.GENERIC_NACK, sequence, exc.status).encode())
-                continue
+                malformed_log.warning("SMPP %s:%d sent a malformed PDU (%s): %s",
+                                      self.host, self.port, exc, data.hex())
+                if exc.partial is None:
+                    sequence = HEADER.unpack_from(data)[3]
+                    writer.write(Pdu(Command.GENERIC_NACK, sequence, exc.status).encode())
+                    continue
+                pdu = exc.partial
             if pdu.is_response:
                 if (answer := self._pending.get(pdu.sequence_number)) and not answer.done():
                     answer.set_result(pdu)
@@ -197,6 +208,27 @@ class Link:
                 self._deliveries.put_nowait((pdu, writer))
             else:
                 writer.write(Pdu(Command.GENERIC_NACK, pdu.sequence_number, ESME_RINVCMDID).encode())
+
+    async def _next_pdu(self, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> bytes | None:
+        """The next PDU's octets; None for one whose command_length is out of bounds,
+        which is answered and skipped here without holding more than a chunk of it."""
+        header = await reader.readexactly(HEADER_SIZE)
+        length, _, _, sequence = HEADER.unpack(header)
+        if HEADER_SIZE <= length <= MAX_PDU_SIZE:
+            return header + await reader.readexactly(length - HEADER_SIZE)
+        bound = f"below {HEADER_SIZE}" if length < HEADER_SIZE else f"over {MAX_PDU_SIZE}"
+        malformed_log.warning("SMPP %s:%d sent a PDU with command_length %d, %s octets; "
+                              "skipped after its header: %s",
+                              self.host, self.port, length, bound, header.hex())
+        writer.write(Pdu(Command.GENERIC_NACK, sequence, ESME_RINVCMDLEN).encode())
+        remaining = max(length - HEADER_SIZE, 0)
+        while remaining:
+            chunk = await reader.read(min(remaining, MAX_PDU_SIZE))
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"", remaining)
+            remaining -= len(chunk)
+        return None
 
     async def _keep_alive(self) -> None:
         """enquire_link every interval; no answer in time closes the link for a reconnect."""
@@ -213,9 +245,8 @@ class Link:
     async def _handle_deliveries(self) -> None:
         while True:
             pdu, writer = await self._deliveries.get()
-            status = ESME_ROK
             try:
-                await self.on_deliver(pdu)
+                status = await self.on_deliver(pdu)
             except Exception:
                 logger.exception("SMPP %s:%d: handling deliver_sm %d failed",
                                  self.host, self.port, pdu.sequence_number)

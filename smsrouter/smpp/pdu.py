@@ -9,10 +9,18 @@ Texts: data_coding 0 is "the SMSC default alphabet". We take it to be GSM 03.38,
 unpacked, one septet per octet (the extension table behind the 0x1B escape), as most
 SMSCs and Kannel, Jasmin and OpenSMPPBox do; anything GSM-7 cannot carry goes as UCS-2
 (data_coding 8, UTF-16BE). Never latin-1 as a fallback: it loses every non-latin letter.
+
+Malformed input: an SMSC redelivers what it was refused, so a PDU that cannot be read as
+sent must still be taken as far as it can be. Every refusal here is a PduError: a header
+that cannot be read (a generic_nack's case, SMPP 3.4 section 4.3) carries nothing more; a
+bad body carries the PDU as far as it could be read (`partial`, its faults in `problems`),
+a bad user data header the octets that look like text (UdhError.payload), and a text its
+data_coding cannot read its best reading (TextError.text).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import struct
 from collections.abc import Iterator
@@ -60,6 +68,7 @@ ESME_RINVSYSID = 0x0F
 ESME_RMSGQFUL = 0x14
 ESME_RTHROTTLED = 0x58
 ESME_RX_T_APPN = 0x64
+ESME_RX_R_APPN = 0x66
 STATUS_NAMES = {
     ESME_ROK: "ESME_ROK", 0x01: "ESME_RINVMSGLEN", ESME_RINVCMDLEN: "ESME_RINVCMDLEN",
     ESME_RINVCMDID: "ESME_RINVCMDID", 0x04: "ESME_RINVBNDSTS", ESME_RALYBND: "ESME_RALYBND",
@@ -67,7 +76,7 @@ STATUS_NAMES = {
     ESME_RBINDFAIL: "ESME_RBINDFAIL", ESME_RINVPASWD: "ESME_RINVPASWD",
     ESME_RINVSYSID: "ESME_RINVSYSID", ESME_RMSGQFUL: "ESME_RMSGQFUL",
     0x45: "ESME_RSUBMITFAIL", ESME_RTHROTTLED: "ESME_RTHROTTLED",
-    ESME_RX_T_APPN: "ESME_RX_T_APPN", 0x66: "ESME_RX_R_APPN",
+    ESME_RX_T_APPN: "ESME_RX_T_APPN", 0x65: "ESME_RX_P_APPN", ESME_RX_R_APPN: "ESME_RX_R_APPN",
 }
 
 #: Optional parameters we read.
@@ -81,6 +90,10 @@ ESM_RECEIPT = 0x04
 
 #: data_coding values.
 CODING_DEFAULT, CODING_IA5, CODING_LATIN1, CODING_UCS2 = 0, 1, 3, 8
+
+#: Each PDU, user data header or text this ESME could not take as it came, at WARNING and
+#: with the PDU's octets in hex: the evidence an SMSC's operator asks for.
+malformed_log = logging.getLogger("smsrouter.smpp.malformed")
 
 # Field layouts: (name, kind, max octets for a C-octet string including its NUL).
 # kind "c": C-octet string; "B": 1-octet integer; "sm": sm_length then short_message.
@@ -110,11 +123,38 @@ LAYOUTS: dict[int, tuple[tuple[str, str, int], ...]] = {
 
 
 class PduError(ValueError):
-    """Bytes that are not a well-formed PDU; `status` is what a peer is told."""
+    """Bytes that are not a well-formed PDU; `status` is what a peer is told.
 
-    def __init__(self, message: str, status: int = ESME_RINVCMDLEN) -> None:
+    `partial` is None when the header cannot be read (answer a generic_nack with
+    `status`); otherwise the PDU as far as it could be read, to be handled as sent.
+    """
+
+    def __init__(self, message: str, status: int = ESME_RINVCMDLEN,
+                 partial: Pdu | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.partial = partial
+
+
+class UdhError(PduError):
+    """A user data header that lies about its length or holds a bad concatenation element.
+
+    `payload` is the text's octets as well as they can be told: those after the header
+    when its length fits the short_message, else all of them, header included.
+    """
+
+    def __init__(self, message: str, payload: bytes) -> None:
+        super().__init__(message)
+        self.payload = payload
+
+
+class TextError(PduError):
+    """A short_message its data_coding cannot read; `text` is the best reading, with each
+    unit that cannot be read as U+FFFD, and a coding we do not know read octet by octet."""
+
+    def __init__(self, message: str, text: str) -> None:
+        super().__init__(message)
+        self.text = text
 
 
 def status_name(status: int) -> str:
@@ -131,6 +171,10 @@ class Pdu:
     command_status: int = ESME_ROK
     fields: dict[str, int | str | bytes] = field(default_factory=dict)
     tlvs: dict[int, bytes] = field(default_factory=dict)
+    #: What decode() found wrong in the body; the fields are as far as they could be read.
+    problems: list[str] = field(default_factory=list)
+    #: The octets decode() read this PDU from, for the log.
+    raw: bytes = field(default=b"", compare=False, repr=False)
 
     @property
     def is_response(self) -> bool:
@@ -182,7 +226,10 @@ class Pdu:
         """One whole PDU from its bytes (header included); PduError if malformed.
 
         A response with an error status may come without its body: absent fields keep
-        their defaults.
+        their defaults. A body that lies (a string without its NUL, an sm_length or an
+        optional parameter running past the end, a request's missing fields) is read the
+        way SMPP asks a receiver to be liberal, each field cut at the end of the PDU, and
+        the PduError carries that reading as `partial`.
         """
         if len(data) < HEADER_SIZE:
             raise PduError(f"{len(data)} octets is shorter than a PDU header")
@@ -191,35 +238,61 @@ class Pdu:
             raise PduError(f"command_length {length} but {len(data)} octets")
         if command_id not in Command._value2member_map_:
             raise PduError(f"unknown command_id 0x{command_id:08X}", ESME_RINVCMDID)
-        pdu = cls(command_id, sequence, status)
-        offset = HEADER_SIZE
-        for name, kind, _size in LAYOUTS.get(command_id, ()):
+        pdu = cls(command_id, sequence, status, raw=bytes(data))
+        offset = pdu._decode_fields(data, HEADER_SIZE)
+        pdu._decode_tlvs(data, offset)
+        if pdu.problems:
+            raise PduError(f"{Command(command_id).name.lower()} {sequence}: "
+                           + "; ".join(pdu.problems), partial=pdu)
+        return pdu
+
+    def _decode_fields(self, data: bytes, offset: int) -> int:
+        """Read the mandatory fields from `offset`; where the optional ones start."""
+        length = len(data)
+        for name, kind, size in LAYOUTS.get(self.command_id, ()):
             if offset >= length:
-                break
+                if not self.is_response:
+                    self.problems.append(f"the body ends before {name}")
+                return offset
+            if kind == "B":
+                self.fields[name] = data[offset]
+                offset += 1
+                continue
             if kind == "c":
                 end = data.find(b"\0", offset)
+                self.fields[name] = data[offset:end if end >= 0 else length].decode("latin-1")
                 if end < 0:
-                    raise PduError(f"{name} has no terminating NUL")
-                pdu.fields[name] = data[offset:end].decode("latin-1")
+                    self.problems.append(f"{name} has no terminating NUL")
+                    return length
+                if end - offset >= size:
+                    self.problems.append(f"{name} has {end - offset} octets, more than {size - 1}")
                 offset = end + 1
-            elif kind == "B":
-                pdu.fields[name] = data[offset]
-                offset += 1
             else:
-                size = data[offset]
-                if offset + 1 + size > length:
-                    raise PduError(f"sm_length {size} runs past the PDU")
-                pdu.fields[name] = data[offset + 1:offset + 1 + size]
-                offset += 1 + size
+                declared = data[offset]
+                self.fields[name] = octets = data[offset + 1:offset + 1 + declared]
+                if len(octets) < declared:
+                    self.problems.append(
+                        f"sm_length {declared} runs past the PDU ({len(octets)} octets left)")
+                    return length
+                if declared > size:
+                    self.problems.append(f"sm_length {declared} is more than {size}")
+                offset += 1 + declared
+        return offset
+
+    def _decode_tlvs(self, data: bytes, offset: int) -> None:
+        length = len(data)
         while offset < length:
             if offset + 4 > length:
-                raise PduError("a truncated optional parameter")
+                self.problems.append(
+                    f"{length - offset} octets after the fields are no optional parameter")
+                return
             tag, size = struct.unpack_from(">HH", data, offset)
-            if offset + 4 + size > length:
-                raise PduError(f"optional parameter 0x{tag:04X} runs past the PDU")
-            pdu.tlvs[tag] = data[offset + 4:offset + 4 + size]
+            value = data[offset + 4:offset + 4 + size]
+            if len(value) < size:
+                self.problems.append(f"optional parameter 0x{tag:04X} of {size} octets "
+                                     f"runs past the PDU ({len(value)} octets left)")
+            self.tlvs[tag] = value
             offset += 4 + size
-        return pdu
 
 
 # GSM 03.38: the default alphabet in septet order, and the extension table (after 0x1B).
@@ -230,6 +303,8 @@ GSM_BASIC = (
 GSM_EXTENSION = {"\f": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F, "[": 0x3C,
                  "~": 0x3D, "]": 0x3E, "|": 0x40, "€": 0x65}
 ESCAPE = 0x1B
+#: What stands for a unit a coding cannot read, as Python's errors="replace" writes it.
+REPLACEMENT = "\ufffd"
 _TO_SEPTET = {char: code for code, char in enumerate(GSM_BASIC) if code != ESCAPE}
 _FROM_EXTENSION = {code: char for char, code in GSM_EXTENSION.items()}
 
@@ -241,18 +316,36 @@ def gsm_units(text: str) -> list[bytes]:
 
 
 def gsm_decode(octets: bytes) -> str:
-    """Unpacked GSM 03.38 septets as text; an unknown escape reads as a space, per 23.038."""
-    chars, escaped = [], False
-    for octet in octets:
-        septet = octet & 0x7F
-        if escaped:
-            chars.append(_FROM_EXTENSION.get(septet, " "))
+    """Unpacked GSM 03.38 septets as text; an unknown escape reads as a space, per 23.038.
+
+    TextError for an octet above 0x7F (no septet) or an escape with nothing after it.
+    """
+    chars, escaped, faults = [], False, []
+    for position, octet in enumerate(octets):
+        if octet > 0x7F:
+            faults.append(f"octet {position} (0x{octet:02X}) is no GSM 03.38 septet")
+            chars.append(REPLACEMENT)
             escaped = False
-        elif septet == ESCAPE:
+        elif escaped:
+            chars.append(_FROM_EXTENSION.get(octet, " "))
+            escaped = False
+        elif octet == ESCAPE:
             escaped = True
         else:
-            chars.append(GSM_BASIC[septet])
-    return "".join(chars)
+            chars.append(GSM_BASIC[octet])
+    if escaped:
+        faults.append("the text ends in an escape (0x1B) with no character after it")
+        chars.append(REPLACEMENT)
+    text = "".join(chars)
+    if faults:
+        raise TextError(_summary(faults), text)
+    return text
+
+
+def _summary(faults: list[str]) -> str:
+    """The first few faults found, and how many more: a text may have 255 of them."""
+    more = f" and {len(faults) - 3} more" if len(faults) > 3 else ""
+    return "; ".join(faults[:3]) + more
 
 
 def ucs2_units(text: str) -> list[bytes]:
@@ -285,6 +378,10 @@ def encode_text(text: str) -> tuple[int, list[bytes]]:
     return coding, parts
 
 
+#: Concatenation information elements (3GPP TS 23.040 9.2.3.24.1, .8): IEI and length.
+CONCATENATION = {0x00: 3, 0x08: 4}
+
+
 def concatenation_udh(reference: int, total: int, number: int) -> bytes:
     """The 8-bit-reference concatenation header: IEI 0x00, 3 octets, ref, total, this part."""
     return bytes([0x05, 0x00, 0x03, reference & 0xFF, total, number])
@@ -292,34 +389,60 @@ def concatenation_udh(reference: int, total: int, number: int) -> bytes:
 
 def split_udh(octets: bytes) -> tuple[tuple[int, int, int] | None, bytes]:
     """A UDH-prefixed short_message as (reference, total, number) of its concatenation
-    element (8- or 16-bit reference; None without one) and the payload after the UDH."""
+    element (8- or 16-bit reference; None without one) and the payload after the UDH.
+
+    UdhError when the header runs past the octets, an element runs past the header, or
+    the concatenation element is not 3 (or 4) octets naming part 1 to total of total > 0.
+    """
     if not octets:
-        return None, octets
+        raise UdhError("esm_class announces a user data header but short_message is empty", b"")
     header_length = octets[0]
+    if 1 + header_length > len(octets):
+        raise UdhError(f"UDH length {header_length} but {len(octets) - 1} octets follow it", octets)
     header, payload = octets[1:1 + header_length], octets[1 + header_length:]
     concat = None
     offset = 0
-    while offset + 2 <= len(header):
+    while offset < len(header):
+        if offset + 2 > len(header):
+            raise UdhError(f"the UDH ends inside an element's header (octet {offset})", payload)
         iei, size = header[offset], header[offset + 1]
         value = header[offset + 2:offset + 2 + size]
-        if iei == 0x00 and size == 3:
+        if len(value) < size:
+            raise UdhError(f"UDH element 0x{iei:02X} of {size} octets runs past the header",
+                           payload)
+        if iei in CONCATENATION and size != CONCATENATION[iei]:
+            raise UdhError(f"concatenation element 0x{iei:02X} has {size} octets, "
+                           f"not {CONCATENATION[iei]}", payload)
+        if iei == 0x00:
             concat = (value[0], value[1], value[2])
-        elif iei == 0x08 and size == 4:
+        elif iei == 0x08:
             concat = ((value[0] << 8) | value[1], value[2], value[3])
         offset += 2 + size
+    if concat is not None and not 1 <= concat[2] <= concat[1]:
+        raise UdhError(f"concatenation part {concat[2]} of {concat[1]}", payload)
     return concat, payload
 
 
 def decode_text(octets: bytes, data_coding: int) -> str:
-    """A short_message's text by its data_coding; other codings keep each octet as a
-    character (latin-1), so nothing is dropped."""
+    """A short_message's text by its data_coding: 0 GSM 03.38, 1 ASCII, 3 latin-1, 8 UTF-16BE.
+
+    TextError for octets the coding cannot read (odd-length or unpaired UTF-16, invalid
+    septets, ASCII above 0x7F) and for any other data_coding, whose best reading keeps each
+    octet as a character (latin-1), so nothing is dropped.
+    """
     if data_coding == CODING_DEFAULT:
         return gsm_decode(octets)
-    if data_coding == CODING_UCS2:
-        return octets.decode("utf-16-be", errors="replace")
-    if data_coding == CODING_IA5:
-        return octets.decode("ascii", errors="replace")
-    return octets.decode("latin-1")
+    if data_coding == CODING_LATIN1:
+        return octets.decode("latin-1")
+    if data_coding not in (CODING_UCS2, CODING_IA5):
+        raise TextError(f"data_coding 0x{data_coding:02X} is not one this ESME reads",
+                        octets.decode("latin-1"))
+    codec = "utf-16-be" if data_coding == CODING_UCS2 else "ascii"
+    try:
+        return octets.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise TextError(f"not {codec}: {exc.reason} at octet {exc.start}",
+                        octets.decode(codec, errors="replace")) from None
 
 
 def submit_parts(text: str, reference: int, **fields: int | str) -> Iterator[Pdu]:
