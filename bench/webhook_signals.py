@@ -15,8 +15,9 @@ each with CONN_MAX_AGE = 0 and None.
 Each run is a fresh process on a fresh SQLite file (the demo's settings: WAL, inline
 processing, the echo app): the demo's ASGI application is started (lifespan) and driven
 in-process, with no sockets, so that the HTTP server's own cost does not dilute the
-difference: N webhook POSTs to /backend/httptester-public/ (identity and text, "echo <n>"
-from a number of its own), from C concurrent clients, each sending its next request once
+difference: N webhook POSTs to /backend/form/ (tests.backends.FormBackend: a gateway that
+posts forms without auth, since the httptester's backend takes posts only with DEBUG on),
+identity and text ("echo <n>" from a number of its own), from C concurrent clients, each sending its next request once
 the last is answered. Figures are the median msg/s of -r runs, variants interleaved.
 
 Usage: .venv/bin/python bench/webhook_signals.py [-n 2000] [-r 5] [-c 1 32]
@@ -36,7 +37,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
-PATH = "/backend/httptester-public/"
+PATH = "/backend/form/"
 VARIANTS = {  # name: (fast path, signals, CONN_MAX_AGE)
     "signals": (True, "together", 0),
     "signals, a trip each": (True, "each", 0),
@@ -100,6 +101,7 @@ def child(n: int, concurrency: int, fast: bool, signals: str, max_age: int | Non
 
     demo.settings.DATABASES["default"]["CONN_MAX_AGE"] = max_age
     demo.settings.SMSROUTER_WEBHOOK_FAST_PATH = fast
+    demo.settings.INSTALLED_BACKENDS["form"] = {"ENGINE": "tests.backends.FormBackend"}
     import django
     from django.core.management import call_command
 

@@ -14,7 +14,7 @@ from functools import partial
 from django.db import transaction
 from django.db.models.signals import post_delete
 
-from smsrouter import statements
+from smsrouter import limits, statements
 from smsrouter.models import Backend, Connection
 
 MAX_CACHED_CONNECTIONS = 10_000
@@ -35,11 +35,13 @@ def get_backend(name: str) -> Backend:
 
 
 def get_connection(backend_name: str, identity: str) -> Connection:
-    """The Connection for `identity` on `backend_name`, with its backend loaded."""
+    """The Connection for `identity` on `backend_name`, with its backend loaded; ValueError
+    for an identity no database can store."""
     key = (backend_name, identity)
     if (connection := _connections.get(key)) is not None:
         _connections.move_to_end(key)
         return connection
+    _check(identity)
     backend = get_backend(backend_name)
     connection, _ = Connection.objects.get_or_create(backend=backend, identity=identity)
     connection.backend = backend
@@ -49,14 +51,15 @@ def get_connection(backend_name: str, identity: str) -> Connection:
 
 def get_connections(backend_name: str, identities: list[str]) -> list[Connection]:
     """Connections for many identities at once, in order: a query or two per 500 not yet
-    cached, for sends and batches of webhooks."""
+    cached, for sends and batches of webhooks; ValueError, before any is made, for an
+    identity no database can store."""
     found: dict[str, Connection] = {}
     missing = []
     for identity in dict.fromkeys(identities):
         if (connection := _connections.get((backend_name, identity))) is not None:
             found[identity] = connection
         else:
-            missing.append(identity)
+            missing.append(_check(identity))
     backend = get_backend(backend_name)
     for start in range(0, len(missing), CHUNK):
         rows = statements.connections_of(backend.pk, missing[start:start + CHUNK])
@@ -65,6 +68,15 @@ def get_connections(backend_name: str, identities: list[str]) -> list[Connection
             found[identity] = connection
             _once_committed(partial(_remember, (backend_name, identity), connection))
     return [found[identity] for identity in identities]
+
+
+def _check(identity: str) -> str:
+    """The identity, if every database can store it (smsrouter.limits); else ValueError,
+    before any row is made. incoming() has refused such identities already: this is
+    where send()'s recipients meet the rule."""
+    if problem := limits.identity_problem(identity):
+        raise ValueError(f"identity {identity[:40]!r} {problem}.")
+    return identity
 
 
 def trust_uncommitted(trusting: bool) -> None:

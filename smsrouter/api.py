@@ -8,7 +8,7 @@ code: under the ASGI server concurrent calls share one trip to Django's database
 from datetime import datetime
 from typing import Any
 
-from smsrouter import dispatch, inbound, outbox
+from smsrouter import dispatch, inbound, limits, outbox
 from smsrouter.backends import backends
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.recipients import Recipients
@@ -28,9 +28,13 @@ async def aincoming(
     not routed again: gateways retry webhooks. Returns once the message, its outcome and
     its replies are committed (inline mode) or it is stored (queued modes); replies are
     sent afterwards by the sender.
+
+    What no database can store is refused first, with BadInbound (a ValueError) naming
+    the field; but a text is never refused: NUL and lone surrogates are stored as U+FFFD
+    and the exact original kept in `fields` (see smsrouter.limits).
     """
-    identity = _checked(backend_name, identity, text)
-    return await inbound.together.submit((backend_name, identity, text, external_id, fields))
+    item = _checked(backend_name, identity, text, external_id, fields)
+    return await inbound.together.submit(item)
 
 
 def incoming(
@@ -42,19 +46,22 @@ def incoming(
     fields: dict[str, Any] | None = None,
 ) -> IncomingMessage:
     """`aincoming()` for blocking code: views, shells, management commands, tasks."""
-    identity = _checked(backend_name, identity, text)
-    return inbound.accept_one((backend_name, identity, text, external_id, fields))
+    return inbound.accept_one(_checked(backend_name, identity, text, external_id, fields))
 
 
-def _checked(backend_name: str, identity: str, text: str) -> str:
-    """The identity as the backend normalizes it; refusals come before anything is written."""
+def _checked(
+    backend_name: str, identity: Any, text: Any, external_id: Any, fields: Any
+) -> inbound.Submitted:
+    """The message as it will be stored, the identity as the backend normalizes it.
+
+    Refusals come before anything is written: UnknownBackend, ConfigurationError, and
+    BadInbound (a ValueError) for a value no database can store (smsrouter.limits).
+    """
     backend = backends[backend_name]  # UnknownBackend
     dispatch.mode()  # ConfigurationError
-    if not isinstance(identity, str) or not identity:
-        raise ValueError("identity must be a non-empty string.")
-    if not isinstance(text, str):
-        raise ValueError(f"text must be a string, not {type(text).__name__}.")
-    return backend.normalize(identity)
+    identity, text, external_id, fields = limits.inbound(
+        identity, text, external_id, fields, normalize=backend.normalize)
+    return backend_name, identity, text, external_id, fields
 
 
 async def asend(
@@ -65,7 +72,9 @@ async def asend(
     `backend` may be left out when INSTALLED_BACKENDS has only one entry. `at` schedules
     the messages for later (an aware datetime). Each message is stored in the outbox
     first; the sender sends it once committed, and the returned objects carry each one's
-    status as far as it is known then.
+    status as far as it is known then. A text that is not a string, or an identity no
+    database can store, is refused with a ValueError before anything is written; NUL and
+    lone surrogates in the text are stored and sent as U+FFFD (smsrouter.limits).
     """
     return await outbox.sends.submit((text, to, backend, at))
 

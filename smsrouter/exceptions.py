@@ -4,7 +4,8 @@
   x ConfigurationError     settings are wrong; `manage.py check` names the fix
   x UnknownBackend         no such name in INSTALLED_BACKENDS (views answer 404)
   x InboundError           a webhook we refuse; nothing was written
-    + BadInbound           400, names the field
+    + BadInbound           400, names the field; also a ValueError (incoming()'s refusals)
+      + BodyTooLarge       413, the body is over DATA_UPLOAD_MAX_MEMORY_SIZE
     + BadSignature         403
   x SendError              the gateway did not take the message
     + TemporarySendError   a retry may succeed (timeouts, 5xx, 429)
@@ -39,12 +40,22 @@ class InboundError(SmsRouterError):
     status_code = 400
 
 
-class BadInbound(InboundError):
-    """A required field is missing or malformed; the message names the field."""
+class BadInbound(InboundError, ValueError):
+    """A required field is missing or malformed, or holds what no database can store
+    (smsrouter.limits); the message names the field.
+
+    A ValueError too: `incoming()` refuses bad arguments with it, as documented.
+    """
 
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
         super().__init__(f"{field} {problem}")
+
+
+class BodyTooLarge(BadInbound):
+    """The request's body is over DATA_UPLOAD_MAX_MEMORY_SIZE; none of it is kept."""
+
+    status_code = 413
 
 
 class BadSignature(InboundError):

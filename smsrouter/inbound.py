@@ -22,7 +22,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from smsrouter import dispatch, gsm, outbox, signals, statements
+from smsrouter import dispatch, limits, outbox, signals, statements
 from smsrouter.addressbook import get_connection, get_connections
 from smsrouter.dbhealth import drop_broken_connections
 from smsrouter.groupcommit import GroupCommit, together_or_alone
@@ -66,7 +66,7 @@ def store(
 def _new(connection: Any, text: str, external_id: str | None, fields: dict[str, Any] | None) -> Message:
     return Message(
         direction=Direction.IN, backend=connection.backend, connection=connection, text=text,
-        segments=gsm.segments(text), status=Status.RECEIVED, external_id=external_id,
+        segments=limits.segments(text), status=Status.RECEIVED, external_id=external_id,
         fields=fields or {},
     )
 
@@ -200,7 +200,7 @@ def route(msgs: Sequence[IncomingMessage], *, isolated: bool = True) -> None:
                 router.incoming(msg)
         except Exception as exc:
             logger.exception("routing message %s failed", msg.id)
-            status, error = Status.FAILED, f"{type(exc).__name__}: {exc}"
+            status, error = Status.FAILED, limits.scrubbed(f"{type(exc).__name__}: {exc}")
         routers.append(router)
         outcomes.append((status, error))
     with transaction.atomic(savepoint=False):  # one commit for the outcomes and the replies
@@ -235,13 +235,14 @@ def finish_many(msgs: Sequence[IncomingMessage], outcomes: Sequence[tuple[str, s
     alike: dict[tuple[str, str, str], list[Message]] = defaultdict(list)
     for msg, (status, error) in zip(msgs, outcomes, strict=True):
         record = msg.record
-        try:  # here, not in the UPDATE: a failed one would doom the caller's transaction
-            fields = json.dumps(msg.fields, cls=DjangoJSONEncoder, sort_keys=True)
+        # Judged here, not by the UPDATE: a failed one would doom the caller's transaction,
+        # and SQLite would store what PostgreSQL refuses.
+        if problem := limits.fields_problem(msg.fields):
+            logger.error("message %s: its fields cannot be stored: %s", msg.id, problem)
+            status, error = Status.FAILED, limits.scrubbed(f"fields cannot be stored: {problem}")
+        else:
             record.fields = msg.fields
-        except (TypeError, ValueError) as exc:
-            logger.error("message %s: fields are not JSON-serializable: %s", msg.id, exc)
-            status, error = Status.FAILED, f"fields are not JSON-serializable: {exc}"
-            fields = json.dumps(record.fields, cls=DjangoJSONEncoder, sort_keys=True)
+        fields = json.dumps(record.fields, cls=DjangoJSONEncoder, sort_keys=True)
         record.status, record.error, record.updated_at = status, error, now
         alike[(status, error, fields)].append(record)
     for (status, error, _), records in alike.items():

@@ -5,6 +5,9 @@ it; the sender takes it from there (`smsrouter.dispatch` says which sender, and 
 The apps' outgoing phase runs here, on the stored rows and in the same transaction: an
 app that cancels a message leaves it "failed" with the app's name, so that a support
 person can always tell what happened to it.
+
+A text is stored, and sent, as every database can hold it (smsrouter.limits): NUL and
+lone surrogates become U+FFFD, the exact original kept in the row's `fields`.
 """
 
 from collections import defaultdict
@@ -14,7 +17,7 @@ from functools import partial
 
 from django.db import DatabaseError, transaction
 
-from smsrouter import dispatch, gsm, recipients, signals, statements
+from smsrouter import dispatch, limits, recipients, signals, statements
 from smsrouter.backends import backends
 from smsrouter.groupcommit import GroupCommit, together_or_alone
 from smsrouter.messages import OutgoingMessage
@@ -37,11 +40,14 @@ def store(batches: Sequence[Batch], due_at: datetime | None = None) -> list[Outg
     records = []
     for msg in messages:
         claimed = born and backends[msg.backend_name].ready()
+        # What is stored is what is sent: NUL and lone surrogates become U+FFFD.
+        msg.text, fields = limits.outgoing_text(msg.text)
         records.append(Message(
             direction=Direction.OUT, backend_id=msg.connection.backend_id,
-            connection=msg.connection, text=msg.text, segments=gsm.segments(msg.text),
-            status=Status.SENDING if claimed else Status.QUEUED, attempts=int(claimed),
-            due_at=due_at, in_response_to_id=msg.in_response_to.id if msg.in_response_to else None))
+            connection=msg.connection, text=msg.text, segments=limits.segments(msg.text),
+            fields=fields, status=Status.SENDING if claimed else Status.QUEUED,
+            attempts=int(claimed), due_at=due_at,
+            in_response_to_id=msg.in_response_to.id if msg.in_response_to else None))
     statements.insert(records)
     for msg, row in zip(messages, records, strict=True):
         msg.record, msg.status = row, row.status
@@ -64,7 +70,7 @@ def store(batches: Sequence[Batch], due_at: datetime | None = None) -> list[Outg
 
 def add(text: str, to: recipients.Recipients, backend: str | None, at: datetime | None) -> list[OutgoingMessage]:
     """`send()`: one message per recipient, stored in one transaction."""
-    messages = recipients.messages_for(text, to, backend, at)
+    messages = _messages_for(text, to, backend, at)
     with transaction.atomic():
         store([(messages, Router())], at)
     return messages
@@ -84,7 +90,7 @@ def add_many(requests: list[SendRequest]) -> list[list[OutgoingMessage] | Except
     made: list[list[OutgoingMessage] | Exception] = []
     for text, to, backend, at in requests:
         try:
-            made.append(recipients.messages_for(text, to, backend, at))
+            made.append(_messages_for(text, to, backend, at))
         except DatabaseError:
             raise
         except Exception as exc:
@@ -96,6 +102,14 @@ def add_many(requests: list[SendRequest]) -> list[list[OutgoingMessage] | Except
     for at, batches in by_due.items():
         store(batches, at)
     return made
+
+
+def _messages_for(text: str, to: recipients.Recipients, backend: str | None,
+                  at: datetime | None) -> list[OutgoingMessage]:
+    """recipients.messages_for(), after refusing a text that is not a string (ValueError):
+    before any recipient's Connection is made."""
+    limits.outgoing_text(text)
+    return recipients.messages_for(text, to, backend, at)
 
 
 def _add_one(request: SendRequest) -> list[OutgoingMessage]:

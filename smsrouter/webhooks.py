@@ -20,10 +20,15 @@ CONN_MAX_AGE = None (or a PostgreSQL pool) avoids it. The signals of concurrent 
 make that trip together. got_request_exception is sent, with the request, when a view
 raises, for error reporters such as Sentry.
 
-A body over DATA_UPLOAD_MAX_MEMORY_SIZE is refused with a 413 as soon as its
-Content-Length or the bytes received so far say so, without reading the rest: the body is
-held in memory, so the limit covers all of it, file parts of a multipart body included.
-The limit holds for webhooks with the fast path off as well.
+Nothing of a webhook's body is read until its URL has passed what can be checked without
+it (views.refusal: the backend exists, takes the method, and finds its token in the query
+string; and the Host header): a refusal costs the server the request's headers, however
+large the body the client is still sending. Then a body over views.body_limit()
+(DATA_UPLOAD_MAX_MEMORY_SIZE) is refused with a 413 as soon as its Content-Length or the
+bytes received so far say so, without reading the rest: the body is held in memory, so the
+limit covers all of it, file parts of a multipart body included, and no buffer here ever
+holds more. Both hold with the fast path off too: those refusals are answered here, and
+only an admitted webhook, its body read, goes on to Django's handler.
 """
 
 import io
@@ -33,14 +38,8 @@ from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.core import signals
-from django.core.exceptions import (
-    DisallowedHost,
-    RequestAborted,
-    RequestDataTooBig,
-    SuspiciousOperation,
-)
+from django.core.exceptions import DisallowedHost, RequestAborted, RequestDataTooBig
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
 from django.http import HttpResponse, JsonResponse
 from django.urls import Resolver404, ResolverMatch, resolve, set_script_prefix
@@ -54,7 +53,9 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-WEBHOOK_VIEWS = (views.inbound, views.status)
+#: What building a request from its headers raises for a client's nonsense (beyond what
+#: Django's handler answers 400 for): a NUL or an unknown codec in the charset.
+UNBUILDABLE = (*views.BAD_REQUEST, ValueError, LookupError)
 
 
 class WebhookFastPath:
@@ -66,19 +67,28 @@ class WebhookFastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = _webhook(scope)
         if match is None:
+            if (refused := _unreadable(scope)) is not None:
+                await self.respond(scope, send, partial(_given, refused))
+                return
             await self.django_app(scope, receive, send)
             return
+        body = io.BytesIO()  # the request's stream, filled once the request is admitted
+        request = await _admit(scope, body, match)
+        if isinstance(request, HttpResponse):  # refused on its headers and URL
+            await self.respond(scope, send, partial(_given, request))
+            return
         try:
-            body = await _read_body(scope, receive)
+            await _read_body(request, receive, body)
         except RequestAborted:  # the client hung up before the body was in
             return
         except RequestDataTooBig as exc:
-            await self.respond(scope, send, lambda refused=exc: _too_big(refused))
+            await self.respond(scope, send, partial(_given, views.too_big(str(exc))))
             return
         if not conf.get("SMSROUTER_WEBHOOK_FAST_PATH"):
-            await self.django_app(scope, _replayed(body, receive), send)
+            await self.django_app(scope, _replayed(body.getvalue(), receive), send)
             return
-        await self.respond(scope, send, lambda: _serve(scope, body, match))
+        body.seek(0)
+        await self.respond(scope, send, partial(_serve, scope, request))
 
     async def respond(self, scope: Scope, send: Send, view: Callable[[], Awaitable[HttpResponse]]) -> None:
         """Send the view's response between request_started and request_finished."""
@@ -128,39 +138,60 @@ def _webhook(scope: Scope) -> ResolverMatch | None:
         match = resolve(path)
     except Resolver404:
         return None
-    return match if match.func in WEBHOOK_VIEWS else None
+    return match if match.func in views.WEBHOOKS else None
 
 
-async def _read_body(scope: Scope, receive: Receive) -> bytes:
-    """The request body, or RequestDataTooBig once it is known to pass the limit (before
-    reading anything when Content-Length says so); RequestAborted if the client left."""
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    if limit is not None and (length := _content_length(scope)) > limit:
-        raise RequestDataTooBig(_over(limit, f"Content-Length says {length}"))
-    body = bytearray()
+async def _admit(scope: Scope, body: io.BytesIO,
+                 match: ResolverMatch) -> ASGIRequest | HttpResponse:
+    """The webhook's request over `body` (still empty), or the answer refusing it on its
+    headers and URL alone: a bad Host or query string, or views.refusal's."""
+    request = None
+    try:
+        request = ASGIRequest(scope, body)
+        request.resolver_match = match
+        request.get_host()  # ALLOWED_HOSTS, as for any Django request
+        webhook = views.WEBHOOKS[match.func]
+        refused = views.refusal(request, match.kwargs["backend_name"], webhook)
+        return request if refused is None else refused
+    except UNBUILDABLE as exc:
+        return _bad_request(exc)
+    except Exception:
+        return await _failed(scope, request)
+
+
+def _unreadable(scope: Scope) -> HttpResponse | None:
+    """The 400 for a request Django's handler could not even build, or None.
+
+    ASGIHandler.create_request turns only UnicodeDecodeError and RequestDataTooBig into
+    answers: a query string of more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields with a
+    charset in the Content-Type raises TooManyFieldsSent from the constructor, a NUL in that
+    charset ValueError, and either was a 500 on any page. Building the request once more
+    costs a page a few microseconds, and webhooks not at all.
+    """
+    try:
+        ASGIRequest(scope, io.BytesIO())
+    except UNBUILDABLE as exc:
+        return _bad_request(exc)
+    return None
+
+
+async def _read_body(request: ASGIRequest, receive: Receive, body: io.BytesIO) -> None:
+    """Write the request body into `body`. RequestDataTooBig once it is known to pass the
+    limit, before reading anything when Content-Length says so, and before keeping the chunk
+    that would pass it; RequestAborted if the client left."""
+    limit = views.body_limit()
+    if (length := views.content_length(request)) > limit:
+        raise RequestDataTooBig(f"Content-Length says {length}")
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise RequestAborted()
-        body += message.get("body", b"")
-        if limit is not None and len(body) > limit:
-            raise RequestDataTooBig(_over(limit, "more than that has arrived"))
+        chunk = message.get("body", b"")
+        if body.tell() + len(chunk) > limit:
+            raise RequestDataTooBig("more than that has arrived")
+        body.write(chunk)
         if not message.get("more_body"):
-            return bytes(body)
-
-
-def _content_length(scope: Scope) -> int:
-    for name, value in scope.get("headers", ()):
-        if name.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:  # not ours to judge: the bytes received are counted anyway
-                return 0
-    return 0
-
-
-def _over(limit: int, why: str) -> str:
-    return f"The request body is over DATA_UPLOAD_MAX_MEMORY_SIZE ({limit} bytes): {why}."
+            return
 
 
 def _replayed(body: bytes, receive: Receive) -> Receive:
@@ -173,27 +204,33 @@ def _replayed(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _too_big(exc: RequestDataTooBig) -> HttpResponse:
-    return JsonResponse({"error": str(exc)}, status=413)
+async def _given(response: HttpResponse) -> HttpResponse:
+    return response
 
 
-async def _serve(scope: Scope, body: bytes, match: ResolverMatch) -> HttpResponse:
+async def _serve(scope: Scope, request: ASGIRequest) -> HttpResponse:
     """The view's response, or the 400 or 500 Django's handler would have given."""
-    request = None
+    match = request.resolver_match
     try:
-        request = ASGIRequest(scope, io.BytesIO(body))
-        request.resolver_match = match
-        request.get_host()  # ALLOWED_HOSTS, as for any Django request
         return await match.func(request, *match.args, **match.kwargs)
-    except DisallowedHost as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
-    except (SuspiciousOperation, UnicodeDecodeError) as exc:
-        return JsonResponse({"error": f"Bad request: {exc}"}, status=400)
+    except views.BAD_REQUEST as exc:
+        return _bad_request(exc)
     except Exception:
-        logger.exception("webhook %s failed", scope["path"])
-        # Sent from within the except block: asgiref carries sys.exc_info() into the
-        # thread, where receivers (Sentry's among them) read it. A failing receiver is
-        # logged and does not change the answer.
-        await sync_to_async(signals.got_request_exception.send_robust, thread_sensitive=False)(
-            sender=None, request=request)
-        return JsonResponse({"error": "The webhook failed; the server log says why."}, status=500)
+        return await _failed(scope, request)
+
+
+def _bad_request(exc: Exception) -> HttpResponse:
+    if isinstance(exc, DisallowedHost):
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse({"error": f"Bad request: {exc}"}, status=400)
+
+
+async def _failed(scope: Scope, request: ASGIRequest | None) -> HttpResponse:
+    """The 500 for a webhook that raised; awaited in the except block that caught it."""
+    logger.exception("webhook %s failed", scope["path"])
+    # Sent from within the except block: asgiref carries sys.exc_info() into the thread,
+    # where receivers (Sentry's among them) read it. A failing receiver is logged and does
+    # not change the answer.
+    await sync_to_async(signals.got_request_exception.send_robust, thread_sensitive=False)(
+        sender=None, request=request)
+    return JsonResponse({"error": "The webhook failed; the server log says why."}, status=500)

@@ -2,7 +2,9 @@
 
 from collections.abc import Sequence
 
-from smsrouter.backends.base import SENT, BaseBackend, Outcome
+from django.http import HttpRequest
+
+from smsrouter.backends.base import SENT, BaseBackend, Inbound, Outcome, form_inbound
 from smsrouter.exceptions import TemporarySendError
 from smsrouter.messages import OutgoingMessage
 
@@ -16,6 +18,20 @@ class RecordingBackend(BaseBackend):
     async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
         calls.append((self.name, [(m.connection.identity, m.text) for m in messages]))
         return [Outcome(external_id=f"gw-{message.id}") for message in messages]
+
+
+class FormBackend(BaseBackend):
+    """A gateway that posts forms (identity, text) and takes every reply, with no auth: the
+    webhook that tests of the webhook machinery itself post to."""
+
+    inbound_methods = ("POST",)
+    in_process = True
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
+        return [SENT] * len(messages)
+
+    def parse_inbound(self, request: HttpRequest) -> Inbound:
+        return form_inbound(request, "identity", "text")
 
 
 class DownBackend(BaseBackend):

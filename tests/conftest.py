@@ -14,7 +14,7 @@ from django.db import connections
 from hypothesis import HealthCheck, settings as hypothesis_settings
 
 from tests.gateway import FakeGateway
-from tests.stack import listening_socket, require, uvicorn
+from tests.stack import require, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,20 +58,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "SMSROUTER_PROCESSING": "inline",
     }
     _migrate(env)
-    sock = listening_socket()
-    port = sock.getsockname()[1]
-    server = subprocess.Popen(uvicorn(sock, "--no-access-log", "--log-level", "warning"), cwd=ROOT, env=env,
-                              pass_fds=[sock.fileno()])
-    sock.close()
-    try:
+    with serving(env) as (port, _):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture(scope="session")

@@ -15,3 +15,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SMSROUTER_PROCESSING = "inline"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# A gateway without auth for the tests of the webhook machinery: the httptester backends
+# take posts only from this machine with DEBUG on.
+INSTALLED_BACKENDS = {**INSTALLED_BACKENDS, "form": {"ENGINE": "tests.backends.FormBackend"}}  # noqa: F405

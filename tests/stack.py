@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -50,6 +50,26 @@ def uvicorn(sock: socket.socket, *options: str) -> list[str]:
     """The command serving the demo project's ASGI application on `sock`."""
     return [sys.executable, "-m", "uvicorn", "demo.asgi:application", "--fd", str(sock.fileno()),
             "--lifespan", "on", *options]
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str]) -> Iterator[tuple[int, subprocess.Popen]]:
+    """The demo's ASGI application (or the one env's settings name) under uvicorn in a
+    process of its own, on a fresh loopback socket: its port and process; stopped after."""
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    process = subprocess.Popen(uvicorn(sock, "--no-access-log", "--log-level", "warning"),
+                               cwd=ROOT, env=env, pass_fds=[sock.fileno()])
+    sock.close()
+    try:
+        yield port, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def require(url: str) -> None:

@@ -113,6 +113,51 @@ def test_bad_inbound_is_refused_and_nothing_written(client, acme, query, status,
     assert not Message.objects.exists()
 
 
+@pytest.fixture
+def posted(settings, gateway):
+    """An API that posts its form to us, with an id of its own for each message."""
+    settings.INSTALLED_BACKENDS = {"posted": {
+        "ENGINE": ENGINE, "identity_param": "from", "text_param": "msg",
+        "external_id_param": "ref",
+        "outbound_url": f"{gateway.url}/v1/sms?to={{identity}}&t={{text}}"}}
+    settings.SMSROUTER_APPS = []
+    return gateway
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(("body", "content_type", "error"), [
+    (b"from=1&msg=hi", "multipart/form-data",
+     "body cannot be read as a form (MultiPartParserError: Invalid boundary in multipart: None)"),
+    (b"from=1&msg=hi", f"{FORM}; charset=latin-1",
+     "body cannot be read as a form (BadRequest: HTTP requests with the "
+     "'application/x-www-form-urlencoded' content type must be UTF-8 encoded.)"),
+    (b"from=1&msg=hi&" + b"x=1&" * 1000, FORM,
+     "body cannot be read as a form (TooManyFieldsSent: The number of GET/POST parameters "
+     "exceeded settings.DATA_UPLOAD_MAX_NUMBER_FIELDS.)"),
+    (b"from=" + b"1" * 101 + b"&msg=hi", FORM,
+     "identity is 101 characters long; at most 100 can be stored (Connection.identity)"),
+    (b"from=1&msg=hi&ref=" + b"r" * 256, FORM,
+     "external_id is 256 characters long; at most 255 can be stored (Message.external_id)"),
+    (b"from=%2B1%00&msg=hi", FORM,
+     "identity contains NUL (U+0000) at position 2, which no database can store"),
+])
+def test_a_body_django_cannot_read_or_no_database_can_store_is_400(
+        client, posted, body, content_type, error):
+    response = client.post("/backend/posted/", body, content_type=content_type)
+    assert (response.status_code, response.json()) == (400, {"error": error})
+    assert not Message.objects.exists() and not Connection.objects.exists()
+
+
+def test_a_text_with_nul_is_stored_and_the_original_kept(client, posted):
+    response = client.post("/backend/posted/", b"from=%2B1&msg=a%00b&ref=r1", content_type=FORM)
+    assert response.status_code == 200
+    stored = Message.objects.get(direction="in")
+    assert (stored.text, stored.external_id, stored.fields) == (
+        "a\ufffdb", "r1", {"original_text": ["a", 0, "b"]})
+
+
 def test_the_configured_method_only(client, acme):
     assert client.post("/backend/acme/?token=t0k", {"from": "+1", "msg": "hi"}).status_code == 405
 

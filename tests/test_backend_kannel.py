@@ -16,7 +16,7 @@ import smsrouter
 from smsrouter import checks
 from smsrouter.backends import backends
 from smsrouter.backends.base import SENT, Outcome
-from smsrouter.backends.kannel import MAX_RECIPIENTS
+from smsrouter.backends.kannel import MAX_RECIPIENTS, dlr_signature
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Backend, Connection, Message
 from tests.gateway import Answer
@@ -153,6 +153,72 @@ def test_a_bad_request_is_400_naming_the_field_and_nothing_is_written(client, ka
     response = client.get(url)
     assert (response.status_code, response.json()) == (400, {"error": error})
     assert Message.objects.count() == 0
+
+
+@pytest.mark.parametrize(("charset", "error"), [
+    ("undefined", "charset 'undefined' is not a text encoding"),  # UnicodeError, not ...Decode...
+    ("idna", "charset 'idna' is not a text encoding"),
+    ("punycode", "charset 'punycode' is not a text encoding"),
+    ("unicode_escape", "charset 'unicode_escape' is not a text encoding"),  # warns on %5C%5D
+    ("raw_unicode_escape", "charset 'raw_unicode_escape' is not a text encoding"),
+    ("base64", "charset 'base64' is not a text encoding"),  # codecs of bytes to bytes
+    ("hex", "charset 'hex' is not a text encoding"),
+    ("zlib", "charset 'zlib' is not a text encoding"),
+    ("rot13", "charset 'rot13' is not a text encoding"),  # of str to str
+    ("utf%00", "charset 'utf\\x00' is not a charset this server knows"),  # ValueError
+    ("x" * 300, f"charset {'x' * 40!r} is not a charset this server knows"),
+])
+def test_a_charset_that_is_no_text_encoding_is_400_naming_it(client, kannel, charset, error):
+    """Every codec Python has was tried on hostile bytes: only these raise otherwise than
+    with UnicodeDecodeError, and each is refused as the charset."""
+    response = client.get(get_url(f"text=%5C%5D%FF&charset={charset}"))
+    assert (response.status_code, response.json()) == (400, {"error": error})
+    assert Message.objects.count() == 0
+
+
+@pytest.mark.parametrize(("text", "charset", "original"), [
+    ("%00", "UTF-8", [0]),
+    ("%00%00", "UTF-16BE", [0]),
+    ("%D8%3D%00a", "UTF-16BE", [0xD83D, "a"]),  # half an emoji, split between two parts
+])
+def test_a_text_with_nul_or_a_lone_surrogate_is_stored_and_the_original_kept(
+        client, kannel, text, charset, original):
+    """Kannel's %b passes NUL (GSM-7's '@', as some SMSCs send it), and a UCS-2 part may
+    end in half a surrogate pair: the text is never refused for what a database cannot
+    store."""
+    assert client.get(get_url(f"text={text}&charset={charset}")).status_code == 200
+    stored = Message.objects.get(direction="in")
+    assert stored.text == "".join("\ufffd" if isinstance(part, int) else part
+                                  for part in original)
+    assert stored.fields == {"original_text": original}
+
+
+def test_a_query_string_of_too_many_fields_is_400(client, kannel):
+    response = client.get(get_url("text=hi&" + "x=1&" * 1000))
+    assert response.status_code == 400
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in response.json()["error"]
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize(("url", "error"), [
+    (get_url("text=hi&sms_id=" + "9" * 256),
+     "external_id is 256 characters long; at most 255 can be stored (Message.external_id)"),
+    ("/backend/kannel/?text=hi&id=" + "1" * 101,
+     "identity is 101 characters long; at most 100 can be stored (Connection.identity)"),
+    ("/backend/kannel/?text=hi&id=%2B1%00",
+     "identity contains NUL (U+0000) at position 2, which no database can store"),
+])
+def test_what_no_database_can_store_is_400_naming_it(client, kannel, url, error):
+    response = client.get(url)
+    assert (response.status_code, response.json()) == (400, {"error": error})
+    assert not Message.objects.exists() and not Connection.objects.exists()
+
+
+def test_a_posted_form_of_too_many_fields_is_400(client, kannel):
+    response = client.post(get_url("text=hi"), "x=1&" * 1001,
+                           content_type="application/x-www-form-urlencoded")
+    assert (response.status_code, response.json()) == (400, {
+        "error": "body has more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS (1000)"})
 
 
 @pytest.mark.parametrize("token", [None, "", "guess"])
@@ -394,7 +460,7 @@ def test_with_delivery_reports_each_message_has_its_own_request_and_dlr_url(
     assert [(r.param("to"), r.param("dlr-mask")) for r in requests] == [("+1", "31"), ("+2", "31")]
     assert [r.param("dlr-url") for r in requests] == [
         f"https://sms.example.org/backend/kannel/status/?message_id={m.id}&status=%d&answer=%A"
-        for m in sent]
+        f"&sig={dlr_signature('kannel', m.id)}" for m in sent]
 
 
 def test_the_dlr_url_carries_the_token_and_the_sites_own_path(
@@ -405,7 +471,7 @@ def test_the_dlr_url_carries_the_token_and_the_sites_own_path(
         (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
     assert gateway.requests[0].param("dlr-url") == (
         f"https://example.org/sms/backend/kannel/status/?message_id={msg.id}"
-        "&status=%d&answer=%A&token=s3cret%2F%2B")
+        f"&status=%d&answer=%A&sig={dlr_signature('kannel', msg.id)}&token=s3cret%2F%2B")
 
 
 def test_the_dlr_url_ignores_the_script_prefix_of_the_running_request(
@@ -432,7 +498,8 @@ def sent(kannel, django_capture_on_commit_callbacks):
 
 
 def report(client, message_id, status, answer="", **extra):
-    query = {"message_id": message_id, "status": status, "answer": answer, **extra}
+    query = {"message_id": message_id, "status": status, "answer": answer,
+             "sig": dlr_signature("kannel", message_id), **extra}
     return client.get("/backend/kannel/status/", query)
 
 
@@ -468,7 +535,8 @@ def test_a_status_only_moves_forward_and_reports_repeat_harmlessly(client, sent)
 
 
 def test_a_report_may_be_posted(client, sent):
-    response = client.post("/backend/kannel/status/", f"message_id={sent.pk}&status=1",
+    signed = f"message_id={sent.pk}&status=1&sig={dlr_signature('kannel', sent.pk)}"
+    response = client.post("/backend/kannel/status/", signed,
                            content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200
     assert outcome(sent) == ("delivered", "")
@@ -497,6 +565,8 @@ BAD_STATUS = "is not a Kannel report type (1, 2, 4, 8, 16); pass status=%d"
 def test_a_bad_report_is_400_naming_the_field_and_changes_nothing(client, sent, query, error):
     if query.get("message_id") == "SENT":
         query["message_id"] = sent.pk
+    if str(query.get("message_id", "")).isdigit():
+        query["sig"] = dlr_signature("kannel", int(query["message_id"]))
     response = client.get("/backend/kannel/status/", query)
     assert (response.status_code, response.json()) == (400, {"error": error})
     assert outcome(sent) == ("sent", "")

@@ -147,7 +147,8 @@ def _without(name):
         (_without("From"), "From is required"),
         ({**INBOUND, "From": " "}, "From is required"),
         (_without("Body"), "Body is required (it may be empty)"),
-        ({**INBOUND, "NumMedia": "many"}, "NumMedia must be a whole number, not 'many'"),
+        ({**INBOUND, "NumMedia": "many"},
+         "NumMedia must be a whole number from 0 to 10, not 'many'"),
     ],
 )
 @pytest.mark.django_db
@@ -155,6 +156,59 @@ def test_a_signed_request_without_a_field_is_400_naming_it(client, config, gatew
     response = signed_post(client, WEBHOOK, data)
     assert (response.status_code, response.json()) == (400, {"error": error})
     assert Message.objects.count() == 0 and gateway.requests == []
+
+
+@pytest.mark.parametrize(("data", "error"), [
+    ({**INBOUND, "NumMedia": "²"}, "NumMedia must be a whole number from 0 to 10, not '²'"),
+    ({**INBOUND, "NumMedia": "٣"}, "NumMedia must be a whole number from 0 to 10, not '٣'"),
+    ({**INBOUND, "NumMedia": "99999999999"},  # once a list of that many media
+     "NumMedia must be a whole number from 0 to 10, not '99999999999'"),
+    ({**INBOUND, "MessageSid": "SM" + "1" * 254},
+     "external_id is 256 characters long; at most 255 can be stored (Message.external_id)"),
+    ({**INBOUND, "From": "+1" * 51},
+     "identity is 102 characters long; at most 100 can be stored (Connection.identity)"),
+    ({**INBOUND, "To": "+1\x00"},
+     "fields['to'] contains NUL (U+0000) at position 2, which no database can store"),
+])
+@pytest.mark.django_db
+def test_a_signed_request_with_a_value_no_database_can_store_is_400(client, config, data, error):
+    response = signed_post(client, WEBHOOK, data)
+    assert (response.status_code, response.json()) == (400, {"error": error})
+    assert not Message.objects.exists() and not Connection.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_signed_body_with_nul_is_stored_and_the_original_kept(client, config):
+    assert signed_post(client, WEBHOOK, {**INBOUND, "Body": "a\x00b"}).status_code == 200
+    stored = Message.objects.get(direction="in")
+    assert (stored.text, stored.fields["original_text"]) == ("a\ufffdb", ["a", 0, "b"])
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    (b"From=%2B1&Body=hi", "multipart/form-data"),  # no boundary
+    (b"From=%2B1&Body=hi", "application/x-www-form-urlencoded; charset=latin-1"),
+])
+@pytest.mark.django_db
+def test_a_form_django_cannot_read_is_400_before_the_signature(client, config, body, content_type):
+    """The signature is over the form's fields, so a form that cannot be read is refused
+    as such; nothing is written either way."""
+    response = client.post(WEBHOOK, body, content_type=content_type,
+                           headers={"X-Twilio-Signature": "forged"})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("body cannot be read as a form")
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_status_callback_with_nul_in_its_error_code_is_recorded_scrubbed(client, config, gateway):
+    accepts(gateway, INBOUND["MessageSid"])
+    [sent] = smsrouter.send("hi", "+255700000001", backend="twilio")
+    Message.objects.filter(pk=sent.id).update(external_id=INBOUND["MessageSid"], status="sent")
+    response = signed_post(client, STATUS, {"MessageSid": INBOUND["MessageSid"],
+                                            "MessageStatus": "failed", "ErrorCode": "300\x0005"})
+    assert response.status_code == 204
+    assert Message.objects.values_list("status", "error").get(pk=sent.id) == (
+        "failed", "Twilio error 300\ufffd05 (failed)")
 
 
 @pytest.mark.django_db
@@ -614,8 +668,10 @@ def test_wrong_values(settings, options, expected):
     assert ids(check(settings, **{**GOOD, **options})) == [expected]
 
 
-def test_turning_signatures_off_is_a_warning(settings):
-    (warning,) = check(settings, **GOOD, validate_signature=False)
+def test_turning_signatures_off_is_a_deploy_warning(settings):
+    """Off is for development: only `check --deploy` warns (tests/test_checks.py)."""
+    assert check(settings, **GOOD, validate_signature=False) == []
+    (warning,) = checks.check_open_webhooks()
     assert (warning.id, warning.level) == ("smsrouter.W050", WARNING)
 
 

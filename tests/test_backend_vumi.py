@@ -86,6 +86,82 @@ def test_bad_input_is_400_naming_the_field_and_nothing_is_written(client, vumi, 
     assert not Message.objects.exists()
 
 
+FROM = '{"from_addr": "+27820000001", '
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ("[" * 100_000 + "]" * 100_000, "body is JSON nested too deeply to read"),  # RecursionError
+    (FROM + '"to_addr": NaN}', "to_addr must be a string or null, not a number"),
+    (FROM + '"to_addr": 1e999}', "to_addr must be a string or null, not a number"),
+    (FROM + '"session_event": ["new"]}', "session_event must be a string or null, not an array"),
+    (FROM + '"content": "x", "y": ' + "9" * 5000 + "}",
+     "body has an integer of 5000 digits; send long numbers as strings"),
+    (FROM + '"message_id": {"id": 1}}', "message_id must be a string, not an object"),
+    (FROM + '"message_id": true}', "message_id must be a string, not a boolean"),
+    (FROM + '"message_id": 1.5}', "message_id must be a string, not a number"),
+    (FROM + '"message_id": "' + "m" * 256 + '"}',
+     "external_id is 256 characters long; at most 255 can be stored (Message.external_id)"),
+    ('{"from_addr": "+1\\u0000"}',
+     "identity contains NUL (U+0000) at position 2, which no database can store"),
+    ('{"from_addr": "+1\\ud800"}',
+     "identity contains a lone surrogate (U+D800) at position 2, which no database can store"),
+    (FROM + '"to_addr": "12\\u0000"}',
+     "fields['vumi']['to_addr'] contains NUL (U+0000) at position 2, which no database can store"),
+    ('"a string"', "body must be a JSON object, not a string"),
+    ("null", "body must be a JSON object, not null"),
+    ("5", "body must be a JSON object, not a number"),
+    ("\xff\xfe{", "body is not valid JSON"),
+])
+def test_hostile_json_is_400_naming_the_field_and_nothing_is_written(client, vumi, body, error):
+    response = client.post("/backend/vumi/?token=s3cret", body.encode("latin-1"),
+                           content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"].startswith(error)
+    assert not Message.objects.exists() and not Connection.objects.exists()
+
+
+@pytest.mark.parametrize("extra", ['"metadata": NaN', '"metadata": -Infinity', '"x": 1e999'])
+def test_nan_or_infinity_where_no_field_is_read_harms_nothing(client, vumi, extra):
+    body = FROM + '"content": "hi", ' + extra + "}"
+    response = client.post("/backend/vumi/?token=s3cret", body, content_type="application/json")
+    assert response.status_code == 200
+    assert Message.objects.get(direction="in").fields == {}
+
+
+def test_a_lone_surrogate_in_the_content_is_stored_and_the_original_kept(client, vumi):
+    body = FROM + '"content": "hi \\ud83d", "message_id": 42}'
+    response = client.post("/backend/vumi/?token=s3cret", body, content_type="application/json")
+    assert response.status_code == 200
+    stored = Message.objects.get(direction="in")
+    assert (stored.text, stored.external_id) == ("hi \ufffd", "42")
+    assert stored.fields == {"original_text": ["hi ", 0xD83D]}
+
+
+@pytest.mark.parametrize(("event", "error"), [
+    ({"event_type": ["ack"], "user_message_id": "vumi-out-1"}, "event_type must be"),
+    ({"event_type": "delivery_report", "delivery_status": {"a": 1},
+      "user_message_id": "vumi-out-1"}, "delivery_status must be"),
+    ({"event_type": "ack", "user_message_id": ["vumi-out-1"]},
+     "user_message_id must be a string, not an array"),
+    ({"event_type": "ack", "user_message_id": "vumi\u0000"},
+     "user_message_id contains NUL (U+0000) at position 4"),
+])
+def test_events_of_the_wrong_types_are_400(client, vumi, event, error):
+    """Unhashable values once raised TypeError from the lookups: a 500."""
+    (message,) = smsrouter.send("hi", "+27820000001", backend="vumi")
+    response = post(client, "/backend/vumi/status/?token=s3cret", **event)
+    assert response.status_code == 400 and response.json()["error"].startswith(error)
+    assert Message.objects.get(pk=message.id).status == "sent"
+
+
+def test_a_nack_reason_with_nul_is_stored_scrubbed(client, vumi):
+    (message,) = smsrouter.send("hi", "+27820000001", backend="vumi")
+    response = post(client, "/backend/vumi/status/?token=s3cret", event_type="nack",
+                    user_message_id="vumi-out-1", nack_reason="no\u0000route")
+    assert response.status_code == 200
+    assert Message.objects.values_list("status", "error").get(pk=message.id) == (
+        "failed", "nack: no\ufffdroute")
+
+
 @pytest.mark.parametrize("path", ["/backend/vumi/", "/backend/vumi/?token=wrong"])
 def test_a_missing_or_wrong_token_is_403_and_nothing_is_written(client, vumi, path):
     response = post(client, path, **inbound())

@@ -13,7 +13,8 @@ from smsrouter.testing import Harness
 
 def test_every_configured_backend_is_swapped_for_memory(sms, settings):
     """Nothing a test sends can reach a real gateway."""
-    assert set(settings.INSTALLED_BACKENDS) == {"httptester-public", "httptester-private", "test"}
+    assert set(settings.INSTALLED_BACKENDS) == {"httptester-public", "httptester-private", "form",
+                                                "test"}
     assert all(isinstance(backends[name], LocmemBackend) for name in settings.INSTALLED_BACKENDS)
 
 

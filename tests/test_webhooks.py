@@ -1,7 +1,9 @@
 """The webhook fast path keeps Django's contract: request signals once per webhook, in the
-thread of the webhooks' database work; got_request_exception when a view raises; a 413 for
-a body over DATA_UPLOAD_MAX_MEMORY_SIZE, read no further, with the fast path on or off.
-Driven in-process, through the ASGI application as a server would call it."""
+thread of the webhooks' database work; got_request_exception when a view raises. With the
+fast path on or off, what the URL alone refuses (404, 405, a token's 403, a bad Host) is
+answered before a byte of the body is read, and a body over DATA_UPLOAD_MAX_MEMORY_SIZE gets
+a 413, read no further. Driven in-process, through the ASGI application as a server would
+call it."""
 
 import asyncio
 import json
@@ -13,12 +15,12 @@ from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator
 from django.core import signals
 
-from smsrouter.backends.httptester import HttpTesterBackend
 from smsrouter.models import Message
 from smsrouter.signals import messages_changed
 from smsrouter.webhooks import WebhookFastPath
+from tests.backends import FormBackend
 
-INBOUND = "/backend/httptester-public/"
+INBOUND = "/backend/form/"
 
 
 @pytest.fixture
@@ -83,7 +85,7 @@ async def test_a_view_that_raises_sends_got_request_exception_with_the_request(
     def broken(self, request):
         raise RuntimeError("the parser broke")
 
-    monkeypatch.setattr(HttpTesterBackend, "parse_inbound", broken)
+    monkeypatch.setattr(FormBackend, "parse_inbound", broken)
     reported = []
 
     def report(sender, request, **kwargs):
@@ -98,7 +100,7 @@ async def test_a_view_that_raises_sends_got_request_exception_with_the_request(
     [(path, exc)] = reported
     assert path == INBOUND and isinstance(exc, RuntimeError) and str(exc) == "the parser broke"
     assert [name for name, *_ in received] == ["started", "finished"]
-    assert "webhook /backend/httptester-public/ failed" in caplog.text
+    assert "webhook /backend/form/ failed" in caplog.text
 
 
 @pytest.mark.asyncio
@@ -118,7 +120,7 @@ async def test_a_failing_messages_changed_receiver_neither_fails_nor_duplicates_
     assert "receiver bug" in caplog.text
 
 
-async def call(application, chunks, headers=()):
+async def call(application, chunks, headers=(), *, path=INBOUND, query=b"", method="POST"):
     """Drive the application with a body in `chunks`; its status, its body, and how many
     chunks it pulled from receive()."""
     pulled = 0
@@ -135,11 +137,12 @@ async def call(application, chunks, headers=()):
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": INBOUND, "raw_path": INBOUND.encode(), "query_string": b"",
+    given = {name for name, _ in headers}
+    defaults = [(b"host", b"127.0.0.1"), (b"content-type", b"application/x-www-form-urlencoded")]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query,
              "root_path": "", "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
-             "headers": [(b"host", b"127.0.0.1"),
-                         (b"content-type", b"application/x-www-form-urlencoded"), *headers]}
+             "headers": [*(h for h in defaults if h[0] not in given), *headers]}
     await asyncio.wait_for(application(scope, receive, send), 5)
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]), pulled
 
@@ -177,3 +180,121 @@ async def test_a_body_of_exactly_the_limit_is_served(async_db, limited, settings
     status, _, pulled = await call(limited, [body[:10], body[10:]])
     assert (status, pulled) == (200, 2)
     assert await Message.objects.filter(direction="in", text="echo " + "x" * 20).aexists()
+
+
+@pytest.mark.asyncio
+async def test_without_a_limit_webhooks_keep_djangos_default_one(async_db, limited, settings):
+    """DATA_UPLOAD_MAX_MEMORY_SIZE = None lifts Django's limit, not the webhooks' 2.5 MB."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = None
+    length = str(2621440 + 1).encode()
+    status, body, pulled = await call(limited, [b"x"], [(b"content-length", length)])
+    assert (status, pulled) == (413, 0)
+    assert json.loads(body) == {"error": "The request body is over 2621440 bytes, the webhooks' "
+                                         "limit while DATA_UPLOAD_MAX_MEMORY_SIZE is None: "
+                                         "Content-Length says 2621441."}
+    status, _, pulled = await call(limited, [b"x" * 65536] * 41)  # 2,686,976 bytes, chunked
+    assert (status, pulled) == (413, 41)
+    assert not await Message.objects.aexists()
+
+
+KANNEL = "/backend/kannel/"
+
+
+@pytest.fixture(params=[True, False], ids=["fast path", "through Django"])
+def guarded(request, settings, application):
+    """The application, with a Kannel backend that wants its token in the URL."""
+    settings.SMSROUTER_WEBHOOK_FAST_PATH = request.param
+    settings.INSTALLED_BACKENDS = {
+        **settings.INSTALLED_BACKENDS,
+        "kannel": {"ENGINE": "smsrouter.backends.kannel.KannelBackend", "token": "s3cret"},
+    }
+    return application
+
+
+EARLY_REFUSALS = [
+    pytest.param(dict(path="/backend/nope/"), 404, {"error": "No backend named 'nope'."},
+                 id="unknown backend"),
+    pytest.param(dict(path="/backend/nope/status/"), 404, {"error": "No backend named 'nope'."},
+                 id="unknown backend's reports"),
+    pytest.param(dict(method="PUT", path=KANNEL, query=b"token=s3cret"), 405, None,
+                 id="method not taken"),
+    pytest.param(dict(method="PUT", path="/backend/httptester-public/status/"), 405, None,
+                 id="no reports taken"),
+    pytest.param(dict(path=KANNEL), 403, {"error": "token is missing or wrong"}, id="no token"),
+    pytest.param(dict(path=KANNEL, query=b"token=guess"), 403,
+                 {"error": "token is missing or wrong"}, id="wrong token"),
+    pytest.param(dict(path=f"{KANNEL}status/", query=b"message_id=1&status=16&token=s3cre"), 403,
+                 {"error": "token is missing or wrong"}, id="report with a wrong token"),
+]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("where", "status", "error"), EARLY_REFUSALS)
+async def test_what_the_url_refuses_is_answered_before_the_body_is_read(
+        async_db, guarded, received, where, status, error):
+    """Even a body announced far over the limit: the URL is judged first, then the size."""
+    chunks = [b"id=%2B1&text=hi"] * 3
+    announced = [(b"content-length", b"10000000000")]
+    answer, body, pulled = await call(guarded, chunks, announced, **where)
+    assert (answer, pulled) == (status, 0)
+    if error is not None:
+        assert json.loads(body) == error
+    assert [name for name, *_ in received] == ["started", "finished"]
+    assert not await Message.objects.aexists()
+
+
+@pytest.mark.asyncio
+async def test_a_bad_host_is_400_before_the_body_is_read(async_db, guarded):
+    status, body, pulled = await call(guarded, [b"id=%2B1&text=hi"], [(b"host", b"evil.example")],
+                                      path=KANNEL, query=b"token=s3cret")
+    assert (status, pulled) == (400, 0)
+    assert "evil.example" in json.loads(body)["error"]
+
+
+@pytest.mark.asyncio
+async def test_with_the_right_token_the_body_is_read_and_the_message_stored(async_db, guarded):
+    status, _, pulled = await call(guarded, [b"id=%2B1&", b"text=echo+hi"], path=KANNEL,
+                                   query=b"token=s3cret")
+    assert (status, pulled) == (200, 2)
+    assert await Message.objects.filter(direction="in", text="echo hi").acount() == 1
+
+
+@pytest.mark.asyncio
+async def test_a_signature_over_the_body_is_checked_after_reading_it_and_within_the_limit(
+        async_db, guarded, settings):
+    """Twilio signs the body, so its refusal comes once the body is read; a body over the
+    limit is refused first, unread."""
+    settings.INSTALLED_BACKENDS = {"twilio": {
+        "ENGINE": "smsrouter.backends.twilio.TwilioBackend", "account_sid": "AC1",
+        "auth_token": "t0ken"}}
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    form = b"From=%2B1&Body=hi"
+    status, body, pulled = await call(guarded, [form], path="/backend/twilio/")
+    assert (status, pulled) == (403, 1)
+    assert "X-Twilio-Signature" in json.loads(body)["error"]
+    status, _, pulled = await call(guarded, [form] * 10, path="/backend/twilio/")
+    assert (status, pulled) == (413, 6)
+    assert not await Message.objects.aexists()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("debug", [True, False])
+async def test_the_404_names_the_configured_backends_only_with_debug_on(
+        async_db, guarded, settings, debug):
+    settings.DEBUG = debug
+    status, body, _ = await call(guarded, [b""], path="/backend/nope/")
+    error = json.loads(body)["error"]
+    assert status == 404
+    assert ("httptester-public" in error and "kannel" in error) is debug
+    assert error.startswith("No backend named 'nope'")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/httptester/", "/admin/login/"])
+async def test_a_page_whose_request_django_cannot_build_is_400_not_500(async_db, application, path):
+    """Django's handler answers 500 when building the request raises TooManyFieldsSent (a
+    query of too many fields, with a charset in the Content-Type)."""
+    query = "&".join(f"f{n}=1" for n in range(1001)).encode()
+    status, body, _ = await call(application, [b""], [(b"content-type", b"text/plain; charset=utf-8")],
+                                 path=path, query=query, method="GET")
+    assert status == 400 and "Bad request" in json.loads(body)["error"]

@@ -5,29 +5,46 @@ from __future__ import annotations
 import asyncio
 import difflib
 import hmac
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.conf import settings
 from django.core.checks import CheckMessage, Error
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
 
-from smsrouter import phones
-from smsrouter.exceptions import BadInbound, BadSignature, SendError, TemporarySendError
+from smsrouter import limits, phones
+from smsrouter.exceptions import (BadInbound, BadSignature, BodyTooLarge, SendError,
+                                  TemporarySendError)
 
 if TYPE_CHECKING:
     from smsrouter.messages import OutgoingMessage
 
+logger = logging.getLogger(__name__)
+
 OptionType = type | tuple[type, ...]
+#: The largest id a Message can have: a 64-bit primary key on every database.
+MAX_MESSAGE_ID = 2**63 - 1
+#: What reading a hostile body makes Django raise: a multipart body without a boundary
+#: (MultiPartParserError), too many fields or files (SuspiciousOperation), a urlencoded
+#: body declared in another charset than UTF-8 (BadRequest), a codec that is no text
+#: encoding (LookupError), and a Content-Length or bytes that are not what they claim
+#: (ValueError, UnicodeDecodeError among them).
+UNREADABLE_BODY = (MultiPartParserError, SuspiciousOperation, BadRequest, LookupError,
+                   ValueError)
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What the gateway said of one message."""
 
-    #: The gateway's id for it, when it gives one.
+    #: The gateway's id for it, when it gives one that can be stored (smsrouter.limits):
+    #: another is logged and dropped, as the message was sent all the same.
     external_id: str | None = None
-    #: Not empty: the message was not sent, and why.
+    #: Not empty: the message was not sent, and why (NUL and lone surrogates as U+FFFD).
     error: str = ""
     #: With an error: a later attempt may succeed.
     temporary: bool = False
@@ -35,6 +52,11 @@ class Outcome:
     def __post_init__(self) -> None:
         if self.temporary and not self.error:
             raise ValueError("a temporary Outcome needs the error that makes it one")
+        if problem := limits.external_id_problem(self.external_id):
+            logger.warning("the gateway's id %.80r for a message %s: it is dropped, so no "
+                           "delivery report can find the message", self.external_id, problem)
+            object.__setattr__(self, "external_id", None)
+        object.__setattr__(self, "error", limits.scrubbed(self.error))
 
     @property
     def sent(self) -> bool:
@@ -76,6 +98,17 @@ class StatusReport:
     message_id: int | None = None
     external_id: str | None = None
     error: str = ""
+
+    def __post_init__(self) -> None:
+        """Refuse ids that no message can have (BadInbound naming `id_field`): PostgreSQL
+        would fail the lookup of one with NUL in it, where SQLite finds nothing."""
+        if self.message_id is not None and (
+                isinstance(self.message_id, bool) or not isinstance(self.message_id, int)
+                or not 0 < self.message_id <= MAX_MESSAGE_ID):
+            raise BadInbound(self.id_field, f"must be a message id from 1 to {MAX_MESSAGE_ID}")
+        if problem := limits.external_id_problem(self.external_id):
+            raise BadInbound(self.id_field, problem)
+        self.error = limits.scrubbed(self.error)
 
 
 class BaseBackend:
@@ -168,6 +201,17 @@ class BaseBackend:
         """The identity in E.164 when `default_region` is set and it is a phone number."""
         return phones.normalize(identity, self.config.get("default_region"))
 
+    def check_request(self, request: HttpRequest, webhook: str) -> None:
+        """Refuse a webhook on its URL, headers and client, before a byte of its body is read.
+
+        `webhook` is "inbound" or "status". The fast path and the views both call this
+        first, so a forged request costs no more than its headers: a backend whose secret
+        rides in the URL the gateway calls (a `token` parameter) checks `request.GET` here
+        and raises BadSignature. Proof that covers the body, such as Twilio's signature,
+        can only be checked while parsing; `request.body` must not be read here. By
+        default nothing is checked.
+        """
+
     # Methods that subclasses implement.
     async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
         """Hand the messages to the gateway, as few calls as it allows.
@@ -243,9 +287,42 @@ class BaseBackend:
         return await self.send_parts([[message] for message in messages], part)
 
 
+def form_data(request: HttpRequest) -> QueryDict:
+    """The request's form: the body's for a POST, the query string's otherwise.
+
+    Every form parser reads it here, so that what Django cannot parse is refused as
+    BadInbound("body", ...), a 400, rather than raised out of the view as a 500; a body
+    over DATA_UPLOAD_MAX_MEMORY_SIZE is BodyTooLarge, a 413.
+    """
+    try:
+        return request.POST if request.method == "POST" else request.GET
+    except RequestDataTooBig:
+        raise _too_large() from None
+    except UNREADABLE_BODY as exc:
+        raise BadInbound("body", f"cannot be read as a form ({type(exc).__name__}: "
+                         f"{limits.scrubbed(str(exc))[:200]})") from None
+
+
+def _too_large() -> BodyTooLarge:
+    return BodyTooLarge("body", f"is over DATA_UPLOAD_MAX_MEMORY_SIZE "
+                        f"({settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes)")
+
+
+def request_body(request: HttpRequest) -> bytes:
+    """The request's body; BodyTooLarge (413) over DATA_UPLOAD_MAX_MEMORY_SIZE, and
+    BadInbound for a Content-Length header that is not a number (Django's int() of it)."""
+    try:
+        return request.body
+    except RequestDataTooBig:
+        raise _too_large() from None
+    except ValueError:
+        raise BadInbound("body", "cannot be read: the Content-Length header is not a "
+                         "number of bytes") from None
+
+
 def form_inbound(request: HttpRequest, identity_field: str, text_field: str) -> Inbound:
     """Read a form-encoded message. The identity must not be empty; the text may be."""
-    data = request.POST if request.method == "POST" else request.GET
+    data = form_data(request)
     identity = data.get(identity_field, "").strip()
     if not identity:
         raise BadInbound(identity_field, "is required")
@@ -254,14 +331,15 @@ def form_inbound(request: HttpRequest, identity_field: str, text_field: str) -> 
     return Inbound(identity=identity, text=data[text_field])
 
 
-def require_token(request: HttpRequest, expected: str | None, param: str = "token") -> None:
-    """Refuse the request unless it carries the shared secret (when one is configured).
+def require_token(query: Mapping[str, str], expected: str | None, param: str = "token") -> None:
+    """Refuse the query string unless it carries the shared secret (when one is configured).
 
-    For gateways that cannot sign their requests: the secret rides in the URL they call.
+    For gateways that cannot sign their requests: the secret rides in the URL they call, so
+    a backend's check_request() calls this.
     """
     if not expected:
         return
-    given = request.GET.get(param, "")
+    given = query.get(param, "")
     if not hmac.compare_digest(given.encode(), str(expected).encode()):
         raise BadSignature(f"{param} is missing or wrong")
 

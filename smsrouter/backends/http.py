@@ -24,7 +24,7 @@ from django.core.checks import CheckMessage, Error
 from django.http import HttpRequest
 
 from smsrouter import httpclient
-from smsrouter.backends.base import BaseBackend, Inbound, Outcome, require_token
+from smsrouter.backends.base import BaseBackend, Inbound, Outcome, form_data, require_token
 from smsrouter.exceptions import BadInbound
 
 if TYPE_CHECKING:
@@ -86,9 +86,12 @@ class HttpBackend(BaseBackend):
                                 id="smsrouter.E064"))
         return errors
 
+    def check_request(self, request: HttpRequest, webhook: str) -> None:
+        """The `token` option, when set, must be in the URL the API calls."""
+        require_token(request.GET, self.config.get("token"))
+
     def parse_inbound(self, request: HttpRequest) -> Inbound:
-        require_token(request, self.config.get("token"))
-        data = request.POST if request.method == "POST" else request.GET
+        data = form_data(request)
         identity_param = self.config.get("identity_param", "identity")
         text_param = self.config.get("text_param", "text")
         identity = data.get(identity_param, "").strip()

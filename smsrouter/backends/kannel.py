@@ -9,6 +9,7 @@ breaks UCS-2 texts; docs/backends/kannel.md has the get-url with `%b`. And a rep
 GSM-7 cannot carry goes out as UCS-2 (`coding=2`), or its characters would be lost.
 """
 
+import base64
 import codecs
 import itertools
 from collections import defaultdict
@@ -16,19 +17,24 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from django.conf import settings
 from django.core.checks import CheckMessage, Error
 from django.http import HttpRequest, HttpResponse
 from django.urls import get_script_prefix, reverse
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from smsrouter import gsm, httpclient
-from smsrouter.backends.base import SENT, BaseBackend, Inbound, Outcome, StatusReport, require_token
-from smsrouter.exceptions import BadInbound, PermanentSendError
+from smsrouter.backends.base import (SENT, BaseBackend, Inbound, Outcome, StatusReport,
+                                     request_body, require_token)
+from smsrouter.exceptions import BadInbound, BadSignature, PermanentSendError
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
 
 DEFAULT_SENDSMS_URL = "http://127.0.0.1:13013/cgi-bin/sendsms"
 #: Every report Kannel can give: delivered, undeliverable, buffered, accepted, rejected.
 DLR_MASK = 31
+#: What a dlr-url's signature is keyed for, so that it proves nothing anywhere else.
+DLR_SALT = "smsrouter.backends.kannel.dlr-url"
 #: Kannel's report types (`%d` in a dlr-url): our status, and what the type means.
 DLR_TYPES = {
     1: (Status.DELIVERED, "delivered"),
@@ -39,6 +45,10 @@ DLR_TYPES = {
 }
 #: Kannel's `%C` for 8-bit data (coding 1) names no charset: keep each byte as a character.
 CHARSET_ALIASES = {"8-BIT": "latin-1"}
+#: Codecs of str that no gateway sends text in: "undefined" always raises UnicodeError,
+#: "idna" and "punycode" raise it for ordinary bytes, and the escape codecs read
+#: backslashes as Python does (with a DeprecationWarning for unknown escapes).
+NOT_CHARSETS = frozenset({"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape"})
 #: sendsms parameters set for each message, which `sendsms_params` must leave alone.
 OWN_PARAMS = ("to", "text", "charset", "coding", "dlr-url", "dlr-mask")
 #: Numbers in one sendsms request: keeps its URL within what proxies and logs take whole.
@@ -123,8 +133,11 @@ class KannelBackend(BaseBackend):
                 id="smsrouter.E046"))
         return errors
 
+    def check_request(self, request: HttpRequest, webhook: str) -> None:
+        """The `token` option, when set, must be in every URL Kannel calls: get-url and dlr-url."""
+        require_token(request.GET, self.token)
+
     def parse_inbound(self, request: HttpRequest) -> Inbound:
-        require_token(request, self.token)
         fields = _fields(request)
         identity = fields.get("id", b"").decode("utf-8", "replace").strip()
         if not identity:
@@ -189,21 +202,23 @@ class KannelBackend(BaseBackend):
     def _dlr_url(self, message: OutgoingMessage) -> str:
         """Where Kannel reports on the message, filling in `%d` (type) and `%A` (SMSC answer).
 
+        `sig` proves that smsrouter wrote this URL for this message (see parse_status).
         The status view's path is taken without the script prefix of whatever request is
         running: `delivery_report_url` already says where the site is served.
         """
         path = reverse("smsrouter:status", args=[self.name])[len(get_script_prefix()):]
-        query = f"message_id={message.id}&status=%d&answer=%A"
+        query = (f"message_id={message.id}&status=%d&answer=%A"
+                 f"&sig={dlr_signature(self.name, message.id)}")
         if self.token:
             query += "&" + urlencode({"token": self.token})
         return f"{self.delivery_report_url.rstrip('/')}/{path}?{query}"
 
     def parse_status(self, request: HttpRequest) -> list[StatusReport]:
-        require_token(request, self.token)
         fields = _fields(request)
         message_id = fields.get("message_id", b"")
         if not _is_id(message_id):
             raise BadInbound("message_id", "must be the number smsrouter put in the dlr-url")
+        self._check_signature(request, int(message_id), fields.get("sig", b"").decode("latin-1"))
         kind = fields.get("status", b"")
         if not _is_id(kind) or int(kind) not in DLR_TYPES:
             raise BadInbound("status", f"{kind.decode('latin-1')!r} is not a Kannel report "
@@ -213,37 +228,88 @@ class KannelBackend(BaseBackend):
         return [StatusReport(status=status, id_field="message_id", message_id=int(message_id),
                              error=f"{meaning}: {answer}" if answer else meaning)]
 
+    def _check_signature(self, request: HttpRequest, message_id: int, given: str) -> None:
+        """Refuse a report whose dlr-url smsrouter did not write for this message.
+
+        Without it, anyone who knew the status URL could settle any message for good (a
+        forged `failed` outranks the genuine `delivered` that follows). A dlr-url written
+        before smsrouter signed them has no `sig`: it is taken only with the backend's
+        `token`, which then proves that Kannel called.
+        """
+        if not given:
+            if not self.token:
+                raise BadSignature("sig is missing: Kannel must call the dlr-url smsrouter gave "
+                                   "it, which carries sig=")
+            require_token(request.GET, self.token)  # check_request's check, if it was not run
+            return
+        secrets = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+        if not any(constant_time_compare(given, dlr_signature(self.name, message_id, secret))
+                   for secret in secrets):
+            raise BadSignature("sig does not match message_id; if SECRET_KEY changed since the "
+                               "message was sent, keep the old key in SECRET_KEY_FALLBACKS")
+
     def status_response(self) -> HttpResponse:
         return HttpResponse(b"", content_type="text/plain")
+
+
+def dlr_signature(backend_name: str, message_id: int, secret: str | bytes | None = None) -> str:
+    """The dlr-url's `sig`: an HMAC-SHA256 of the backend's name and the message's id, keyed
+    with SECRET_KEY (or `secret`), cut to 96 bits: 16 characters that need no escaping."""
+    digest = salted_hmac(DLR_SALT, f"{backend_name}\n{message_id}", secret,
+                         algorithm="sha256").digest()
+    return base64.urlsafe_b64encode(digest[:12]).decode()
 
 
 def _fields(request: HttpRequest) -> dict[str, bytes]:
     """The query string's fields, and a POSTed form's, as the bytes they encode.
 
     latin-1 maps each byte to one character and back, so a percent-encoded UTF-16BE text
-    survives the parser unchanged.
+    survives the parser unchanged. Each of the two may have DATA_UPLOAD_MAX_NUMBER_FIELDS
+    fields at most, as a form that Django parses.
     """
-    sources = [request.META.get("QUERY_STRING", "").encode()]
+    sources = [("query string", request.META.get("QUERY_STRING", "").encode())]
     if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
-        sources.append(request.body)
+        sources.append(("body", request_body(request)))
     fields: dict[str, bytes] = {}
-    for source in sources:
-        for name, value in parse_qsl(source.decode("latin-1"), keep_blank_values=True,
-                                     encoding="latin-1"):
+    for where, source in sources:
+        try:
+            pairs = parse_qsl(source.decode("latin-1"), keep_blank_values=True,
+                              encoding="latin-1",
+                              max_num_fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS)
+        except ValueError:
+            raise BadInbound(where, "has more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS "
+                             f"({settings.DATA_UPLOAD_MAX_NUMBER_FIELDS})") from None
+        for name, value in pairs:
             fields[name] = value.encode("latin-1")
     return fields
 
 
 def _decode(text: bytes, charset_field: bytes, coding: bytes) -> str:
-    """The text in the charset Kannel names; without `%C`, Kannel's own defaults."""
+    """The text in the charset Kannel names; without `%C`, Kannel's own defaults.
+
+    Any other error than BadInbound would be a 500 for the gateway to retry for ever, so
+    every codec Python has was tried on hostile bytes: those that are not text encodings
+    raise LookupError, NOT_CHARSETS raise or warn otherwise, and the rest raise only
+    UnicodeDecodeError.
+    """
     charset = charset_field.decode("latin-1") or ("UTF-16BE" if coding == b"2" else "UTF-8")
+    named = f"{charset[:40]!r}"
     try:
-        return text.decode(CHARSET_ALIASES.get(charset.upper(), charset))
-    except LookupError:
-        raise BadInbound("charset", f"{charset!r} is not a charset this server knows") from None
-    except UnicodeDecodeError as exc:
+        codec = codecs.lookup(CHARSET_ALIASES.get(charset.upper(), charset))
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        raise BadInbound("charset", f"{named} is not a charset this server knows") from None
+    if codec.name in NOT_CHARSETS:
+        raise BadInbound("charset", f"{named} is not a text encoding")
+    # A UCS-2 SMS may hold half of a surrogate pair (an emoji split between the parts of a
+    # long message): kept, to be stored as U+FFFD with the original (smsrouter.limits).
+    errors = "surrogatepass" if codec.name.startswith(("utf-16", "utf-32")) else "strict"
+    try:
+        return text.decode(codec.name, errors)
+    except LookupError:  # base64, zlib, rot13 ...: codecs of bytes to bytes, or str to str
+        raise BadInbound("charset", f"{named} is not a text encoding") from None
+    except UnicodeError as exc:
         squeezed = " (Kannel's %a squeezes whitespace bytes out of UCS-2: pass text=%b)"
-        raise BadInbound("text", f"is not valid {charset}: {exc.reason}"
+        raise BadInbound("text", f"is not valid {charset[:40]}: {getattr(exc, 'reason', exc)}"
                          f"{squeezed if coding == b'2' else ''}") from None
 
 

@@ -11,11 +11,14 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from smsrouter import httpclient
-from smsrouter.backends.base import BaseBackend, Inbound, Outcome, StatusReport, require_token
+from smsrouter.backends.base import (BaseBackend, Inbound, Outcome, StatusReport, request_body,
+                                     require_token)
 from smsrouter.exceptions import BadInbound
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
 
+#: The keys of an inbound message kept in its fields (under "vumi"): strings or null.
+KEPT = ("to_addr", "transport_name", "transport_type", "session_event")
 #: Vumi event types and delivery statuses, as our outgoing statuses.
 EVENTS = {"ack": Status.SENT, "nack": Status.FAILED}
 DELIVERY = {"delivered": Status.DELIVERED, "failed": Status.FAILED, "pending": Status.SENT}
@@ -27,20 +30,27 @@ class VumiBackend(BaseBackend):
     options = {"sendsms_url": str, "sendsms_user": str, "sendsms_pass": str, "token": str}
     required_config = ("sendsms_url",)
 
+    def check_request(self, request: HttpRequest, webhook: str) -> None:
+        """The `token` option, when set, must be in the URL of messages and events alike."""
+        require_token(request.GET, self.config.get("token"))
+
     def parse_inbound(self, request: HttpRequest) -> Inbound:
-        require_token(request, self.config.get("token"))
         data = _json_object(request)
         identity = data.get("from_addr")
         if not isinstance(identity, str) or not identity:
-            raise BadInbound("from_addr", "is required")
+            raise BadInbound("from_addr", "is required, a string")
         content = data.get("content")
         if content is not None and not isinstance(content, str):
             raise BadInbound("content", "must be a string or null")
-        fields = {key: data[key] for key in ("to_addr", "transport_name", "transport_type",
-                                             "session_event") if data.get(key) is not None}
-        message_id = data.get("message_id")
+        fields = {}
+        for key in KEPT:
+            if (value := data.get(key)) is None:
+                continue
+            if not isinstance(value, str):
+                raise BadInbound(key, f"must be a string or null, not {_json_type(value)}")
+            fields[key] = value
         return Inbound(identity=identity, text=content or "",
-                       external_id=str(message_id) if message_id else None,
+                       external_id=_message_id(data, "message_id"),
                        fields={"vumi": fields} if fields else {})
 
     def inbound_response(self) -> HttpResponse:
@@ -71,33 +81,76 @@ class VumiBackend(BaseBackend):
         return str(sent_id) if sent_id else None
 
     def parse_status(self, request: HttpRequest) -> list[StatusReport]:
-        require_token(request, self.config.get("token"))
         event = _json_object(request)
-        kind = event.get("event_type")
+        kind = _string(event, "event_type")
         if kind == "delivery_report":
-            status = DELIVERY.get(event.get("delivery_status"))
+            status = DELIVERY.get(_string(event, "delivery_status"))
             if status is None:
                 raise BadInbound("delivery_status", "must be delivered, failed or pending")
         elif kind in EVENTS:
             status = EVENTS[kind]
         else:
             raise BadInbound("event_type", "must be ack, nack or delivery_report")
-        sent_id = event.get("user_message_id")
-        if not sent_id:
+        sent_id = _message_id(event, "user_message_id")
+        if sent_id is None:
             raise BadInbound("user_message_id", "is required")
-        error = f"nack: {event.get('nack_reason') or 'no reason given'}" if kind == "nack" else (
+        reason = _string(event, "nack_reason") or "no reason given"
+        error = f"nack: {reason}" if kind == "nack" else (
             "delivery failed" if status == Status.FAILED else "")
-        return [StatusReport(status, "user_message_id", external_id=str(sent_id), error=error)]
+        return [StatusReport(status, "user_message_id", external_id=sent_id, error=error)]
 
     def status_response(self) -> HttpResponse:
         return HttpResponse(b"")
 
 
 def _json_object(request: HttpRequest) -> dict[str, Any]:
+    """The body's JSON object. Its values are not trusted: each key that is read is checked
+    (NaN or 1e999 elsewhere, which Python's json reads as floats, harm nothing)."""
     try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInbound("body", f"is not valid JSON ({exc})") from exc
+        data = json.loads(request_body(request), parse_int=_integer)
+    except BadInbound:
+        raise
+    except RecursionError:
+        raise BadInbound("body", "is JSON nested too deeply to read") from None
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise BadInbound("body", f"is not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(data, dict):
-        raise BadInbound("body", "must be a JSON object")
+        raise BadInbound("body", f"must be a JSON object, not {_json_type(data)}")
     return data
+
+
+def _integer(digits: str) -> int:
+    """A JSON integer, as json.loads() reads it; BadInbound for one of more digits than
+    Python turns into an int (4,300 by default)."""
+    try:
+        return int(digits)
+    except ValueError:
+        raise BadInbound("body", f"has an integer of {len(digits)} digits; "
+                         "send long numbers as strings") from None
+
+
+def _string(data: dict[str, Any], key: str) -> str | None:
+    """data[key] if it is a string; None if it is missing or anything else."""
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _message_id(data: dict[str, Any], key: str) -> str | None:
+    """A message id, which Vumi gives as a string (a number is taken too); None if absent."""
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise BadInbound(key, f"must be a string, not {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    """What JSON calls the type of a value json.loads() made."""
+    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"),
+                       (list, "an array"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return "null"
