@@ -48,7 +48,8 @@ def percentiles(values: list[float]) -> str:
 async def measure(host: str, subscribers: int, messages: int) -> None:
     identity = "+255700000042"
     async with aiohttp.ClientSession() as http:
-        sockets = [await http.ws_connect(f"ws://{host}/ws/httptester/httptester-public/%2B255700000042/")
+        sockets = [await http.ws_connect(f"ws://{host}/ws/httptester/httptester-public/%2B255700000042/",
+                                         origin=f"http://{host}")  # as the page: Origin is checked
                    for _ in range(subscribers)]
         posts, received, replied = [], [], []
         for n in range(messages):

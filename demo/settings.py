@@ -120,3 +120,7 @@ SMSROUTER_PROCESSING = os.environ.get("SMSROUTER_PROCESSING", "inline")
 SMSROUTER_DEFAULT_RESPONSE = (
     "Sorry, I didn't understand. Try: ECHO <text>, PING, JOIN <name> or ADD 2 3."
 )
+# The httptester, the page `make run` opens, follows DEBUG: with DEBUG on, this machine's
+# browser and scripts use it without a login; with DEBUG off it is not served at all, and
+# True would serve it to staff users only (docs/security.md).
+SMSROUTER_HTTPTESTER = None

@@ -6,7 +6,10 @@ gives Channels' ProtocolTypeRouter with
 * "http": apps' resources at /res/<app>/<path> first, then gateways' webhooks straight to
   their views (`smsrouter.webhooks`), then Django for everything else (so an unknown URL
   is Django's 404);
-* "websocket": the httptester's live conversations, when that app is installed;
+* "websocket": the httptester's live conversations, when that app is installed, behind
+  Channels' AllowedHostsOriginValidator (a page of another site is refused before any
+  consumer runs) and, with django.contrib.auth installed, AuthMiddlewareStack (the
+  session's user in scope["user"], for consumers that apply the tester's rule);
 * "channel": the workers of SMSROUTER_PROCESSING = "channels";
 * "lifespan": ResourceLifespan, which activates apps and backends in the server's loop.
 """
@@ -16,8 +19,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from channels.auth import AuthMiddlewareStack
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
-from channels.security.websocket import WebsocketDenier
+from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier
 from django.apps import apps as django_apps
 from django.urls import URLPattern, re_path
 
@@ -102,16 +106,27 @@ def websocket_routes() -> list[URLPattern]:
                     ConversationConsumer.as_asgi())]
 
 
+def _websocket_stack(routes: Sequence[URLPattern]) -> Any:
+    """The routes behind the Origin check, which reads ALLOWED_HOSTS (and DEBUG) once, here,
+    as Django checks Host; and, where django.contrib.auth is installed, the session's user
+    in scope["user"] (AuthMiddlewareStack reads the session cookie, as Django's own
+    AuthenticationMiddleware does). A client that sends no Origin is refused too."""
+    router = URLRouter([*routes, re_path(r"", WebsocketDenier.as_asgi())])
+    if django_apps.is_installed("django.contrib.auth"):
+        router = AuthMiddlewareStack(router)
+    return AllowedHostsOriginValidator(router)
+
+
 def build_application(django_asgi_app: Any, websocket: Sequence[URLPattern] = ()) -> ProtocolTypeRouter:
-    """The root application; `websocket` adds routes of your own before the built-in ones."""
+    """The root application; `websocket` adds routes of your own before the built-in ones,
+    behind the same Origin check and session authentication."""
     resources: dict[str, App] = {}
     return ProtocolTypeRouter({
         "http": URLRouter([
             re_path(r"^res/(?P<app>[\w-]+)/(?P<path>.*)$", AppResourceRouter(resources)),
             re_path(r"", WebhookFastPath(django_asgi_app)),
         ]),
-        "websocket": URLRouter([*websocket, *websocket_routes(),
-                                re_path(r"", WebsocketDenier.as_asgi())]),
+        "websocket": _websocket_stack([*websocket, *websocket_routes()]),
         "channel": ChannelNameRouter({
             "smsrouter.incoming": IncomingWorker.as_asgi(),
             "smsrouter.outgoing": OutgoingWorker.as_asgi(),

@@ -24,11 +24,24 @@ DEFAULTS: dict[str, Any] = {
     # How often a server's scheduler sweeps (seconds): due rows other processes made,
     # and what a crash left behind.
     "SMSROUTER_SWEEP_EVERY": 2.0,
+    # The httptester (page, posts, conversation JSON, WebSocket): None follows DEBUG,
+    # True serves it with DEBUG off too (to staff only), False never.
+    "SMSROUTER_HTTPTESTER": None,
 }
 
 
 def get(name: str) -> Any:
     return getattr(settings, name, DEFAULTS[name])
+
+
+def httptester_enabled() -> bool:
+    """Whether the httptester is served at all; who may use it is the tester's own rule.
+
+    Only True itself turns it on with DEBUG off: a value such as "False" keeps it off
+    (and fails `manage.py check`, smsrouter.E090).
+    """
+    configured = get("SMSROUTER_HTTPTESTER")
+    return bool(settings.DEBUG) if configured is None else configured is True
 
 
 def installed_backends() -> dict[str, dict[str, Any]]:

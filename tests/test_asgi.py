@@ -7,8 +7,11 @@ import threading
 
 import pytest
 import pytest_asyncio
+from asgiref.sync import sync_to_async
 from channels.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
+from django.contrib.auth.models import User
 from django.core.asgi import get_asgi_application
+from django.test import Client
 
 from smsrouter import loop
 from smsrouter.api import aincoming
@@ -175,11 +178,41 @@ def test_without_a_server_loop_the_bridge_says_what_to_do():
         loop.call_from_thread(print)
 
 
+LIVE = "/ws/httptester/httptester-public/+255700000001/"
+SAME_SITE = b"http://127.0.0.1:8000"  # ALLOWED_HOSTS has 127.0.0.1; the Origin's port is free
+ELSEWHERE = ("203.0.113.7", 50123)  # TEST-NET-3: a client that is not on this machine
+
+
+def websocket(application, path, *, origin=SAME_SITE, client=("127.0.0.1", 50123), cookie=None):
+    """A WebSocket as a browser opens it: from the page's Origin, and a client address as
+    the server puts it in the scope (the communicator sets none)."""
+    async def served(scope, receive, send):
+        await application({**scope, "client": client}, receive, send)
+
+    headers = [(b"origin", origin)] if origin else []
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    return WebsocketCommunicator(served, path, headers=headers)
+
+
+@pytest.fixture
+def developer(settings):
+    """With DEBUG on, a client on this machine needs no login (as under `make run`)."""
+    settings.DEBUG = True
+
+
+@sync_to_async
+def staff_session_cookie(is_staff=True):
+    browser = Client()
+    browser.force_login(User.objects.create_user("amina", password="pw", is_staff=is_staff))
+    return f"sessionid={browser.cookies['sessionid'].value}"
+
+
 @pytest.mark.asyncio
-async def test_a_conversation_is_live_over_websocket(async_db, application):
+async def test_a_conversation_is_live_over_websocket(async_db, application, developer):
     """Each new message and each status change arrives as one frame, in order. Without a
     server scheduler the caller sends the reply, so it is stored already claimed."""
-    socket = WebsocketCommunicator(application, "/ws/httptester/httptester-public/+255700000001/")
+    socket = websocket(application, LIVE)
     connected, _ = await socket.connect(timeout=5)
     assert connected
     await aincoming("httptester-public", "+255700000001", "echo live")
@@ -195,9 +228,54 @@ async def test_a_conversation_is_live_over_websocket(async_db, application):
 
 @pytest.mark.parametrize("path", ["/ws/httptester/nope/+1/", "/ws/elsewhere/"])
 @pytest.mark.asyncio
-async def test_a_socket_for_no_conversation_is_refused(application, path):
-    connected, _ = await WebsocketCommunicator(application, path).connect(timeout=5)
+async def test_a_socket_for_no_conversation_is_refused(application, developer, path):
+    connected, _ = await websocket(application, path).connect(timeout=5)
     assert not connected
+
+
+@pytest.mark.parametrize("origin", [b"http://evil.example", b"http://127.0.0.1.evil.example",
+                                    b"null", None])
+@pytest.mark.asyncio
+async def test_a_page_of_another_site_or_no_origin_is_refused_before_any_consumer(
+        application, developer, origin):
+    """AllowedHostsOriginValidator: what would be accepted from the site's own page is
+    refused from another's (which a browser names in Origin), and without an Origin."""
+    assert await websocket(application, LIVE, origin=origin).connect(timeout=5) == (False, 1000)
+    connected, _ = await websocket(application, LIVE).connect(timeout=5)
+    assert connected
+
+
+@pytest.mark.asyncio
+async def test_an_anonymous_socket_from_elsewhere_is_refused(async_db, application, developer):
+    assert await websocket(application, LIVE, client=ELSEWHERE).connect(timeout=5) == (
+        False, 4403)
+    user_cookie = await staff_session_cookie(is_staff=False)
+    assert await websocket(application, LIVE, client=ELSEWHERE, cookie=user_cookie).connect(
+        timeout=5) == (False, 4403)
+
+
+@pytest.mark.asyncio
+async def test_a_staff_users_socket_is_accepted_from_anywhere_with_debug_off(
+        async_db, application, settings):
+    """The session cookie the admin login set: AuthMiddlewareStack reads the user."""
+    settings.SMSROUTER_HTTPTESTER = True
+    assert await websocket(application, LIVE).connect(timeout=5) == (False, 4403)  # DEBUG off
+    socket = websocket(application, LIVE, client=ELSEWHERE, cookie=await staff_session_cookie())
+    connected, _ = await socket.connect(timeout=5)
+    assert connected
+    await aincoming("httptester-public", "+255700000001", "echo staff")
+    frame = await socket.receive_json_from(timeout=5)
+    assert (frame["direction"], frame["text"]) == ("in", "echo staff")
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize(("setting", "debug"), [(False, True), (None, False)])
+@pytest.mark.asyncio
+async def test_off_the_socket_is_closed_as_not_found_even_for_staff(
+        async_db, application, settings, setting, debug):
+    settings.SMSROUTER_HTTPTESTER, settings.DEBUG = setting, debug
+    cookie = await staff_session_cookie()
+    assert await websocket(application, LIVE, cookie=cookie).connect(timeout=5) == (False, 4404)
 
 
 async def post_form(application, path, body, host=b"127.0.0.1"):
@@ -218,7 +296,7 @@ def teapot(settings):
 
 @pytest.mark.asyncio
 async def test_a_webhook_is_served_ahead_of_djangos_middleware_and_a_page_is_not(async_db, teapot):
-    status, _ = await post_form(teapot, "/backend/httptester-public/", b"identity=%2B1&text=echo+fast")
+    status, _ = await post_form(teapot, "/backend/form/", b"identity=%2B1&text=echo+fast")
     assert status == 200
     assert await Message.objects.filter(direction="out", text="fast", status="sent").aexists()
     assert (await get(teapot, "/httptester/"))[0] == 418
@@ -227,7 +305,7 @@ async def test_a_webhook_is_served_ahead_of_djangos_middleware_and_a_page_is_not
 @pytest.mark.asyncio
 async def test_without_the_fast_path_a_webhook_crosses_the_middleware(async_db, teapot, settings):
     settings.SMSROUTER_WEBHOOK_FAST_PATH = False
-    status, _ = await post_form(teapot, "/backend/httptester-public/", b"identity=%2B1&text=echo+x")
+    status, _ = await post_form(teapot, "/backend/form/", b"identity=%2B1&text=echo+x")
     assert status == 418
     assert not await Message.objects.aexists()
 
@@ -236,9 +314,9 @@ async def test_without_the_fast_path_a_webhook_crosses_the_middleware(async_db, 
 async def test_a_webhook_keeps_the_views_refusals_and_allowed_hosts(async_db, teapot):
     status, body = await post_form(teapot, "/backend/nope/", b"identity=%2B1&text=hi")
     assert status == 404 and b"nope" in body
-    status, body = await post_form(teapot, "/backend/httptester-public/", b"text=hi")
+    status, body = await post_form(teapot, "/backend/form/", b"text=hi")
     assert status == 400 and b"identity" in body
-    status, body = await post_form(teapot, "/backend/httptester-public/", b"identity=%2B1&text=hi",
+    status, body = await post_form(teapot, "/backend/form/", b"identity=%2B1&text=hi",
                                    host=b"evil.example")
     assert status == 400 and b"evil.example" in body
     assert not await Message.objects.aexists()
@@ -251,7 +329,7 @@ async def test_lifespan_runs_the_scheduler_that_sends_this_processs_replies(asyn
 
     from smsrouter import sender
 
-    communicator = HttpCommunicator(served, "POST", "/backend/httptester-public/",
+    communicator = HttpCommunicator(served, "POST", "/backend/form/",
                                     body=b"identity=%2B1&text=echo+hi",
                                     headers=[(b"host", b"127.0.0.1"),
                                              (b"content-type", b"application/x-www-form-urlencoded")])

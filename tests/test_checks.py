@@ -1,4 +1,11 @@
-"""System checks: each wrong setting has an id and a hint that says what to write instead."""
+"""System checks: each wrong setting has an id and a hint that says what to write instead;
+`check --deploy` names each URL that production leaves open to anyone."""
+
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -7,6 +14,10 @@ from django.core.management.base import SystemCheckError
 from smsrouter import checks
 
 HTTPTESTER = "smsrouter.backends.httptester.HttpTesterBackend"
+KANNEL = "smsrouter.backends.kannel.KannelBackend"
+TWILIO = {"ENGINE": "smsrouter.backends.twilio.TwilioBackend", "account_sid": "AC" + "0" * 32,
+          "auth_token": "0" * 32, "from_number": "+15017122661"}
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def ids(errors):
@@ -180,3 +191,103 @@ def test_manage_py_check_fails_with_the_hint(settings):
     settings.INSTALLED_BACKENDS = {"kannel-mtn": {"ENGINE": "smsrouter.backends.httptester"}}
     with pytest.raises(SystemCheckError, match=r"(?s)smsrouter\.E004.*HINT: Did you mean"):
         call_command("check")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, []), (True, []), (False, []), ("False", [checks.E090]), (1, [checks.E090])])
+def test_the_httptester_setting_is_none_true_or_false(settings, value, expected):
+    settings.SMSROUTER_HTTPTESTER = value
+    assert checks.check_httptester() == expected
+
+
+# `manage.py check --deploy`: what production leaves open, each warning both ways.
+
+
+def open_webhooks(settings, **backends):
+    settings.INSTALLED_BACKENDS = backends
+    return checks.check_open_webhooks()
+
+
+@pytest.mark.parametrize(("config", "paths"), [
+    ({"ENGINE": KANNEL}, "/backend/x/"),  # its reports carry smsrouter's signature
+    ({"ENGINE": "smsrouter.backends.vumi.VumiBackend", "sendsms_url": "https://vumi.example"},
+     "/backend/x/ and /backend/x/status/"),
+    ({"ENGINE": "smsrouter.backends.http.HttpBackend",
+      "outbound_url": "https://acme.example/?to={identity}&text={text}"}, "/backend/x/"),
+])
+def test_a_backend_without_a_token_is_w002_naming_its_open_paths(settings, config, paths):
+    (warning,) = open_webhooks(settings, x=config)
+    assert (warning.id, warning.msg) == (
+        "smsrouter.W002", f"Backend 'x' has no token: anyone may call {paths}.")
+    assert warning.hint.startswith(
+        "Add 'token': '<a long random string>' to INSTALLED_BACKENDS['x']")
+    assert open_webhooks(settings, x={**config, "TOKEN": "s3cret"}) == []
+
+
+def test_an_httptester_backend_is_not_an_open_webhook(settings):
+    """It takes posts only from this machine with DEBUG on (W090 covers the tester itself)."""
+    assert open_webhooks(settings, phone={"ENGINE": HTTPTESTER}) == []
+    assert open_webhooks(settings, gw={"ENGINE": "smsrouter.backends.locmem.LocmemBackend"}) == []
+
+
+def test_twilio_without_its_signature_check_is_w050_at_deploy_only(settings):
+    (warning,) = open_webhooks(settings, twilio={**TWILIO, "validate_signature": False})
+    assert (warning.id, warning.msg) == (
+        "smsrouter.W050", "Backend 'twilio' checks no signature: anyone may call "
+        "/backend/twilio/ and /backend/twilio/status/.")
+    assert checks.check_backends() == []  # no longer a warning at every `manage.py check`
+    assert open_webhooks(settings, twilio={**TWILIO, "validate_signature": True}) == []
+    assert open_webhooks(settings, twilio=TWILIO) == []
+
+
+def test_webhooks_the_urlconf_does_not_serve_are_not_open(settings):
+    settings.ROOT_URLCONF = types.ModuleType("no_urls")
+    settings.ROOT_URLCONF.urlpatterns = []
+    assert open_webhooks(settings, x={"ENGINE": KANNEL}, phone={"ENGINE": HTTPTESTER}) == []
+    settings.SMSROUTER_HTTPTESTER = True
+    assert checks.check_httptester_exposed() == []
+
+
+def test_the_httptester_on_with_debug_off_is_w090(settings):
+    settings.SMSROUTER_HTTPTESTER = True
+    (warning,) = checks.check_httptester_exposed()
+    assert (warning.id, warning.msg) == (
+        "smsrouter.W090", "SMSROUTER_HTTPTESTER is on with DEBUG off: staff may post as any "
+        "number at /httptester/.")
+    for setting, debug in [(None, False), (False, False), (True, True)]:
+        settings.SMSROUTER_HTTPTESTER, settings.DEBUG = setting, debug
+        assert checks.check_httptester_exposed() == []
+
+
+def test_the_httptester_not_installed_is_not_w090(settings):
+    settings.SMSROUTER_HTTPTESTER = True
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS
+                               if app != "smsrouter.contrib.httptester"]
+    assert checks.check_httptester_exposed() == []
+
+
+def test_the_deploy_checks_run_only_with_deploy(settings):
+    settings.INSTALLED_BACKENDS = {"x": {"ENGINE": KANNEL}}
+    call_command("check", fail_level="WARNING")
+    with pytest.raises(SystemCheckError, match=r"smsrouter\.W002"):
+        call_command("check", deploy=True, fail_level="WARNING", tags=["security"])
+
+
+def test_check_deploy_on_production_like_settings_names_each_exposed_endpoint():
+    """tests/deploy_settings.py, as an operator would run it: every warning, in one run."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.deploy_settings"}
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    ours = sorted(line for line in result.stderr.splitlines() if "(smsrouter." in line)
+    assert ours == [
+        "?: (smsrouter.W002) Backend 'acme' has no token: anyone may call /backend/acme/.",
+        "?: (smsrouter.W002) Backend 'kannel' has no token: anyone may call /backend/kannel/.",
+        "?: (smsrouter.W002) Backend 'vumi' has no token: anyone may call /backend/vumi/ and "
+        "/backend/vumi/status/.",
+        "?: (smsrouter.W050) Backend 'twilio' checks no signature: anyone may call "
+        "/backend/twilio/ and /backend/twilio/status/.",
+        "?: (smsrouter.W090) SMSROUTER_HTTPTESTER is on with DEBUG off: staff may post as any "
+        "number at /httptester/.",
+    ]
+    assert "kannel-signed" not in result.stderr

@@ -1,11 +1,19 @@
 """The httptester page driven in a real headless Chromium against the demo under uvicorn.
 
+The demo runs with DEBUG on, where this machine's browser needs no login; the last tests
+serve tests/deploy_settings.py (DEBUG off, SMSROUTER_HTTPTESTER = True), where only a
+staff user, logged in through the admin, gets the page, the posts and the WebSocket.
+
 Every wait is one of Playwright's auto-retrying `expect` assertions, bounded by TIMEOUT_MS:
 the page polls the conversation about once a second and refreshes right after a send.
 """
 
+import json
 import os
 import re
+import subprocess
+import sys
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -14,6 +22,8 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.stack import serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
 
@@ -165,3 +175,70 @@ def test_the_conversation_is_live_over_a_websocket(page: Page, demo_server: str)
     expect(bubble_texts(page, "out")).to_have_text(["from elsewhere"])
     expect(page.get_by_role("log").locator(".msg-out .msg-status")).to_have_text(["sent"])
     assert polls == []
+
+
+STAFF = ("staff", "a-password-for-the-browser-test")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def production_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """tests/deploy_settings.py under uvicorn, on a fresh SQLite file with one staff user."""
+    database = tmp_path_factory.mktemp("production") / "db.sqlite3"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.deploy_settings",
+           "DATABASE_URL": f"sqlite:///{database}", "SMSROUTER_PROCESSING": "inline",
+           "DJANGO_SUPERUSER_USERNAME": STAFF[0], "DJANGO_SUPERUSER_PASSWORD": STAFF[1],
+           "DJANGO_SUPERUSER_EMAIL": "staff@example.org"}
+    for command in (["migrate", "-v", "0"], ["createsuperuser", "--noinput", "-v", "0"]):
+        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True,
+                       timeout=120)
+    with serving(env) as (port, _):
+        yield f"http://127.0.0.1:{port}"
+
+
+def test_with_debug_off_a_staff_user_logs_in_through_the_admin_and_chats_live(
+        browser: Browser, production_server: str) -> None:
+    """The page sends an anonymous visitor to the admin's login, and back after it; then
+    posts (with the page's CSRF token), the conversation and the WebSocket all work."""
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        page.goto(f"{production_server}/httptester/")
+        expect(page).to_have_url(f"{production_server}/admin/login/?next=/httptester/")
+        page.get_by_label("Username").fill(STAFF[0])
+        page.get_by_label("Password").fill(STAFF[1])
+        page.get_by_role("button", name="Log in").click()
+        expect(page).to_have_url(f"{production_server}/httptester/")
+        open_conversation(page, "httptester-public", unique_number())
+        expect(page.locator("#httptester")).to_have_attribute("data-transport", "websocket")
+        send(page, "echo as staff")
+        expect(bubble_texts(page, "out")).to_have_text(["as staff"])
+        expect(page.get_by_role("log").locator(".msg-out .msg-status")).to_have_text(["sent"])
+    finally:
+        context.close()
+
+
+def test_with_debug_off_this_machine_needs_a_login_too(production_server: str) -> None:
+    """The loopback exception is for DEBUG on: the README's urllib example is refused."""
+    data = urllib.parse.urlencode({"identity": unique_number(), "text": "echo hi"}).encode()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{production_server}/httptester/httptester-public/", data,
+                               timeout=10)
+    assert refused.value.code == 403
+    assert json.loads(refused.value.read()) == {
+        "error": "The httptester is for staff users: log in at /admin/login/ first."}
+
+
+def test_the_server_refuses_a_websocket_from_another_sites_page(demo_server: str) -> None:
+    """Through uvicorn: the handshake from a foreign Origin (or none) is refused with 403,
+    the same socket from the site's own page is accepted."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    url = demo_server.replace("http://", "ws://") + "/ws/httptester/httptester-public/%2B1/"
+    for origin in ("http://evil.example", None):
+        with pytest.raises(InvalidStatus, match="403"):
+            connect(url, origin=origin, open_timeout=10)
+    with connect(url, origin=demo_server, open_timeout=10) as socket:
+        assert socket.protocol.state.name == "OPEN"

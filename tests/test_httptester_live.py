@@ -6,27 +6,17 @@ import logging
 
 import pytest
 from channels.layers import BaseChannelLayer, get_channel_layer
-from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.test.signals import setting_changed
 
+from smsrouter.api import aincoming
 from smsrouter.models import Message
-
-INBOUND = "/backend/httptester-public/"
-
+from tests.test_asgi import websocket
 
 class DownLayer(BaseChannelLayer):
     """A channel layer whose server is unreachable."""
 
     async def group_send(self, group, message):
         raise ConnectionError("Redis is down")
-
-
-async def post_form(application, body):
-    communicator = HttpCommunicator(application, "POST", INBOUND, body=body, headers=[
-        (b"host", b"127.0.0.1"), (b"content-type", b"application/x-www-form-urlencoded")])
-    response = await communicator.get_response(timeout=5)
-    await communicator.wait(timeout=5)
-    return response["status"]
 
 
 @pytest.mark.asyncio
@@ -37,10 +27,11 @@ async def test_without_channel_layers_a_socket_gets_its_conversations_messages(
     # the layer it made for the old setting.
     setting_changed.send(sender=type(settings), setting="CHANNEL_LAYERS", value=None, enter=True)
     assert get_channel_layer() is None
-    socket = WebsocketCommunicator(application, "/ws/httptester/httptester-public/+255700000001/")
+    settings.DEBUG = True  # this machine's socket needs no login
+    socket = websocket(application, "/ws/httptester/httptester-public/+255700000001/")
     connected, _ = await socket.connect(timeout=5)
     assert connected
-    assert await post_form(application, b"identity=%2B255700000001&text=echo+live") == 200
+    await aincoming("httptester-public", "+255700000001", "echo live")
     frame = await socket.receive_json_from(timeout=5)
     assert (frame["direction"], frame["text"]) == ("in", "echo live")
     await socket.disconnect()
@@ -50,7 +41,7 @@ async def test_without_channel_layers_a_socket_gets_its_conversations_messages(
 async def test_a_failing_channel_layer_stores_one_row_and_logs_a_warning(async_db, settings, served, caplog):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "tests.test_httptester_live.DownLayer"}}
     with caplog.at_level(logging.WARNING):
-        assert await post_form(served, b"identity=%2B255700000001&text=echo+once") == 200
+        await aincoming("httptester-public", "+255700000001", "echo once")
     assert await Message.objects.filter(direction="in", text="echo once").acount() == 1
     assert await Message.objects.filter(direction="out", text="once").acount() == 1
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]

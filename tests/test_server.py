@@ -109,7 +109,7 @@ def test_a_websocket_sees_the_conversation_live(demo_server):
     identity = number()
     ws_url = demo_server.replace("http://", "ws://") + (
         f"/ws/httptester/httptester-public/{urllib.parse.quote(identity)}/")
-    with connect(ws_url, open_timeout=TIMEOUT) as socket:
+    with connect(ws_url, origin=demo_server, open_timeout=TIMEOUT) as socket:  # as the page
         post(f"{demo_server}/httptester/httptester-public/", identity=identity, text="ping")
         frames = [json.loads(socket.recv(timeout=TIMEOUT)) for _ in range(4)]
     assert [(f["direction"], f["text"], f["status"]) for f in frames] == [

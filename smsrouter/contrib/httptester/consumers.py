@@ -1,13 +1,21 @@
-"""/ws/httptester/<backend>/<identity>/: one conversation, live, one JSON message per frame."""
+"""/ws/httptester/<backend>/<identity>/: one conversation, live, one JSON message per frame.
+
+The tester's own rule (`access`) decides who may watch, from the session's user (which
+AuthMiddlewareStack in smsrouter.asgi puts in the scope) and the client's address (which
+the server does), once Channels' AllowedHostsOriginValidator has refused other sites' pages.
+"""
 
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import BaseChannelLayer
 
+from smsrouter.contrib.httptester import access
 from smsrouter.contrib.httptester.live import fallback_layer, group, is_tester
 
-NOT_A_TESTER = 4404  # close code: like HTTP's 404, in the range left to applications
+# Close codes, like HTTP's statuses, in the range left to applications.
+NOT_A_TESTER = 4404  # the tester is off, or the backend is no httptester
+FORBIDDEN = 4403  # neither staff nor, with DEBUG on, on this machine
 
 
 class ConversationConsumer(AsyncJsonWebsocketConsumer):
@@ -25,6 +33,13 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         route = self.scope["url_route"]["kwargs"]
+        if not access.enabled():
+            await self.close(code=NOT_A_TESTER)
+            return
+        client = self.scope.get("client") or (None, None)
+        if not access.allowed(self.scope.get("user"), client[0]):
+            await self.close(code=FORBIDDEN)
+            return
         if not is_tester(route["backend_name"]):
             await self.close(code=NOT_A_TESTER)
             return
