@@ -27,7 +27,7 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 import pytest
 
-from tests.stack import listening_socket, uvicorn
+from tests.stack import listening_socket, stop, uvicorn
 
 pytestmark = pytest.mark.processes
 
@@ -150,12 +150,7 @@ class Programs:
 
     def stop(self) -> None:
         for process, output in reversed(self.running):
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
             if process.stdin is not None:
                 process.stdin.close()
             output.close()
