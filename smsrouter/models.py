@@ -90,6 +90,12 @@ class Message(models.Model):
         null=True, blank=True,
         help_text="Not to be sent before this time: a scheduled send, or a retry's backoff.",
     )
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the gateway accepted it (outgoing messages)."
+    )
+    reported_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a delivery report last moved its status."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

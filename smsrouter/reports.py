@@ -32,9 +32,10 @@ def apply(backend_name: str, reports: Sequence[StatusReport]) -> int:
         for report, message in found:
             if RANK[report.status] <= RANK.get(message.status, 0):
                 continue
-            message.status, message.updated_at = report.status, timezone.now()
+            message.status = report.status
+            message.updated_at = message.reported_at = timezone.now()
             message.error = report.error if report.status == Status.FAILED else ""
-            message.save(update_fields=["status", "error", "updated_at"])
+            message.save(update_fields=["status", "error", "updated_at", "reported_at"])
             moved.append(message)
         signals.changed(moved)
     return len(moved)

@@ -236,13 +236,17 @@ def record(results: Sequence[tuple[OutgoingMessage, Outcome]]) -> Round:
         msg.status, msg.error, msg.external_id = status, outcome.error, outcome.external_id
         row.status, row.error, row.external_id, row.due_at, row.updated_at = (
             status, outcome.error, outcome.external_id, due_at, now)
+        sent_at = now if outcome.sent else None
+        row.sent_at = sent_at
         if outcome.external_id is None:
             alike[(status, outcome.error, due_at)].append(row.pk)
         else:  # gateway ids differ per message: row by row
             statements.update([row.pk], {"status": status, "error": "", "updated_at": now,
-                                         "external_id": outcome.external_id}, only_status=PENDING)
+                                         "sent_at": sent_at, "external_id": outcome.external_id},
+                              only_status=PENDING)
     for (status, error, due_at), ids in alike.items():
         statements.update(ids, {"status": status, "error": error, "due_at": due_at,
+                                "sent_at": now if status == Status.SENT else None,
                                 "updated_at": now}, only_status=PENDING)
     if done.retries:
         first = next(msg for msg, outcome in results if msg.status == Status.QUEUED)

@@ -86,3 +86,17 @@ def test_a_report_that_overtakes_the_gateways_answer_is_not_undone(client, setti
     settings.INSTALLED_BACKENDS = {"gw": {"ENGINE": "tests.backends.FastReporter"}}
     (message,) = smsrouter.send("hello", "+1", backend="gw")
     assert stored(message) == ("delivered", "")
+
+
+def test_the_times_of_sending_and_of_the_report_are_kept(client, sent):
+    """The support person's thread shows when the gateway took a message and when its
+    report came; a report that changes nothing leaves the report time alone."""
+    row = Message.objects.get(pk=sent.id)
+    assert row.status == "sent" and row.sent_at is not None and row.reported_at is None
+    status(client, id=sent.id, status="delivered")
+    row.refresh_from_db()
+    assert row.reported_at is not None and row.reported_at >= row.sent_at
+    first = row.reported_at
+    status(client, id=sent.id, status="sent")
+    row.refresh_from_db()
+    assert row.reported_at == first
