@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: run test bench system-deps clean
+.PHONY: run test bench docs system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,5 +56,10 @@ bench: $(VENV)/.installed-bench
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python bench/suite.py $(if $(SOAK),--soak) $(BENCH_ARGS)
 
+## docs: the docs site (MkDocs, Material theme) built into site/; --strict, so that a
+## broken link or a reference to a missing docstring fails, as it does in the tests
+docs: $(VENV)/.installed-dev
+	$(BIN)/python -m mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .coverage
+	rm -rf site $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .coverage
