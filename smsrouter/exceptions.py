@@ -1,15 +1,15 @@
 """Everything smsrouter raises, and what a caller should do about it.
 
-* SmsRouterError
-  x ConfigurationError     settings are wrong; `manage.py check` names the fix
-  x UnknownBackend         no such name in INSTALLED_BACKENDS (views answer 404)
-  x InboundError           a webhook we refuse; nothing was written
-    + BadInbound           400, names the field; also a ValueError (incoming()'s refusals)
-      + BodyTooLarge       413, the body is over DATA_UPLOAD_MAX_MEMORY_SIZE
-    + BadSignature         403
-  x SendError              the gateway did not take the message
-    + TemporarySendError   a retry may succeed (timeouts, 5xx, 429)
-    + PermanentSendError   never retry (4xx, bad credentials, rejected number)
+    SmsRouterError
+      x ConfigurationError     settings are wrong; `manage.py check` names the fix
+      x UnknownBackend         no such name in INSTALLED_BACKENDS (views answer 404)
+      x InboundError           a webhook we refuse; nothing was written
+        + BadInbound           400, names the field; also a ValueError (incoming()'s refusals)
+          + BodyTooLarge       413, the body is over DATA_UPLOAD_MAX_MEMORY_SIZE
+        + BadSignature         403
+      x SendError              the gateway did not take the message
+        + TemporarySendError   a retry may succeed (timeouts, 5xx, 429)
+        + PermanentSendError   never retry (4xx, bad credentials, rejected number)
 """
 
 from collections.abc import Iterable

@@ -17,9 +17,13 @@ class IncomingMessage:
 
     def __init__(self, record: Message, connection: Connection) -> None:
         self.record = record
+        #: Who sent it, with `connection.backend` and `connection.contact` at hand.
         self.connection = connection
+        #: The text as stored (see `smsrouter.limits` for what storing may replace).
         self.text: str = record.text
+        #: The backend's extra fields, and what earlier apps' `parse()` added.
         self.fields: dict[str, Any] = dict(record.fields)
+        #: The replies given so far, in order.
         self.responses: list[OutgoingMessage] = []
 
     @property
@@ -55,8 +59,11 @@ class OutgoingMessage:
         self.connection = connection
         self.in_response_to = in_response_to
         self.record = record
+        #: "queued" until the sender records an outcome: "sent", "delivered" or "failed".
         self.status: str = record.status if record else Status.QUEUED
+        #: The gateway's id for it, once the gateway took it.
         self.external_id: str | None = record.external_id if record else None
+        #: Why it failed, or why its last try did.
         self.error: str = record.error if record else ""
 
     @property

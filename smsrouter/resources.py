@@ -1,4 +1,4 @@
-"""Apps' async HTTP resources under /res/<app>/<path> (Hanji's twisted_dynamic_resources).
+"""Apps' async HTTP resources under `/res/<app>/<path>` (Hanji's twisted_dynamic_resources).
 
 They are served ahead of Django and its middleware, in the server's loop: a handler may
 await slow I/O for as long as it needs without holding a thread. A handler is an
@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Request:
+    """What a resource handler is given: the parts of the HTTP request it may need,
+    already read (the body whole), and the app instance that serves it."""
+
     method: str
     path: str
     query: dict[str, list[str]]
@@ -34,6 +37,9 @@ class Request:
 
 @dataclass
 class Response:
+    """What a resource handler returns: a dict or list is sent as JSON, a str as UTF-8
+    text, bytes as they are. A handler may return the body alone for status 200."""
+
     body: bytes | str | Mapping[str, Any] | list[Any] = b""
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)

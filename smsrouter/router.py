@@ -53,9 +53,9 @@ class App:
     see the module docstring for the instances behind `activate()` and `resources`.
     """
 
-    #: The <app> of /res/<app>/<path>; the class name in lower case when not set.
+    #: The `<app>` of `/res/<app>/<path>`; the class name in lower case when not set.
     label: ClassVar[str | None] = None
-    #: Async HTTP handlers served at /res/<label>/<path>, ahead of Django's URLs:
+    #: Async HTTP handlers served at `/res/<label>/<path>`, ahead of Django's URLs:
     #: {path: name of an `async def handler(self, request) -> Response` method}.
     resources: ClassVar[dict[str, str]] = {}
 
