@@ -3,20 +3,12 @@
 Ids come in blocks per setting and are never reused: E00x INSTALLED_BACKENDS,
 E01x SMSROUTER_PROCESSING, E02x SMSROUTER_APPS, E03x SMSROUTER_DEFAULT_RESPONSE;
 E04x to E07x one backend's own options each, E08x the options every backend takes,
-E09x SMSROUTER_HTTPTESTER; W00x the deployment around them.
+E09x SMSROUTER_HTTPTESTER; W00x the project around them (`smsrouter.projectchecks`);
+and with `--deploy`, what production leaves open (`smsrouter.deploychecks`).
 
-`manage.py check --deploy` adds the security warnings below (Tags.security), each naming
-the URL paths it leaves open to anyone who learns them (docs/security.md):
-
-======================  ==============================================================
-smsrouter.W002          a Kannel, Vumi or HTTP backend without `token`: its webhooks
-                        take requests from anyone (Kannel's reports excepted: smsrouter
-                        signs each dlr-url)
-smsrouter.W050          a Twilio backend with 'validate_signature': False (its id is
-                        from Twilio's block, as it was an ordinary warning before)
-smsrouter.W090          SMSROUTER_HTTPTESTER = True with DEBUG off: staff can post as
-                        any number in production
-======================  ==============================================================
+Importing smsrouter.models without "smsrouter" in INSTALLED_APPS raises
+ImproperlyConfigured there: the checks are registered by smsrouter's AppConfig, so none
+of them can say it.
 """
 
 import importlib
@@ -25,14 +17,12 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from django.apps import apps as django_apps
 from django.conf import settings
 from django.core import checks
-from django.core.checks import CheckMessage, Error, Tags, Warning
-from django.urls import NoReverseMatch, reverse
+from django.core.checks import CheckMessage, Error, Tags
 from django.utils.module_loading import import_string
 
-from smsrouter import conf, dispatch
+from smsrouter import conf, deploychecks, dispatch, projectchecks
 from smsrouter.backends.base import BaseBackend
 from smsrouter.exceptions import ConfigurationError
 from smsrouter.router import App, resolve_app
@@ -128,33 +118,15 @@ def check_processing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
             f"SMSROUTER_PROCESSING = {dispatch.INLINE!r} routes in the request.",
             id="smsrouter.E010",
         )]
-    if configured == dispatch.CHANNELS:
-        layer = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("BACKEND", "")
-        if not layer or layer.endswith("InMemoryChannelLayer"):
-            return [Error("SMSROUTER_PROCESSING = 'channels' needs a channel layer that the web "
-                          "and worker processes share.",
-                          hint="CHANNEL_LAYERS = {'default': {'BACKEND': "
-                          "'channels_redis.core.RedisChannelLayer', 'CONFIG': "
-                          "{'hosts': ['redis://127.0.0.1:6379/0']}}}",
-                          id="smsrouter.E012")]
+    if configured == dispatch.CHANNELS and not projectchecks.shared_channel_layer():
+        return [Error("SMSROUTER_PROCESSING = 'channels' needs a channel layer that the web "
+                      "and worker processes share.",
+                      hint="CHANNEL_LAYERS = {'default': {'BACKEND': "
+                      "'channels_redis.core.RedisChannelLayer', 'CONFIG': "
+                      "{'hosts': ['redis://127.0.0.1:6379/0']}}}",
+                      id="smsrouter.E012")]
     return []
 
-
-def check_rate_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    configured = getattr(settings, "INSTALLED_BACKENDS", None)
-    if not isinstance(configured, dict):
-        return []
-    limited = [name for name, config in configured.items()
-               if isinstance(config, dict) and {k.lower() for k in config} & {"rate_limit"}]
-    cache = settings.CACHES.get("default", {}).get("BACKEND", "")
-    if limited and cache.endswith(("LocMemCache", "DummyCache")):
-        return [Warning(
-            f"Backends {', '.join(map(repr, limited))} have a rate_limit, but the default "
-            "cache is per process: each server or worker would send at the full rate.",
-            hint="CACHES = {'default': {'BACKEND': 'django.core.cache.backends.redis.RedisCache', "
-            "'LOCATION': 'redis://127.0.0.1:6379/1'}}",
-            id="smsrouter.W001")]
-    return []
 
 
 def check_apps(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -198,79 +170,6 @@ def check_httptester(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     return [] if value is None or isinstance(value, bool) else [E090]
 
 
-def check_open_webhooks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """`check --deploy`: each backend whose webhooks take requests without proof of their
-    sender, named by the paths that anyone who learns them can post to."""
-    from smsrouter.backends.kannel import KannelBackend  # aiohttp: only for --deploy
-
-    warnings: list[CheckMessage] = []
-    for name, backend_class, given in _backend_classes():
-        # Kannel's reports carry the signature of the dlr-url smsrouter wrote, token or not.
-        signed_reports = issubclass(backend_class, KannelBackend)
-        paths = _webhook_paths(name, backend_class, reports=not signed_reports)
-        if not paths:  # smsrouter.urls is not mounted: nothing to reach
-            continue
-        if "token" in backend_class.options and not given.get("token"):
-            warnings.append(Warning(
-                f"Backend {name!r} has no token: anyone may call {paths}.",
-                hint=f"Add 'token': '<a long random string>' to INSTALLED_BACKENDS[{name!r}], "
-                "and token=<it> to the URLs the gateway calls.",
-                id="smsrouter.W002"))
-        elif "validate_signature" in backend_class.options and (
-                given.get("validate_signature") is False):
-            warnings.append(Warning(
-                f"Backend {name!r} checks no signature: anyone may call {paths}.",
-                hint=f"Remove 'validate_signature': False from INSTALLED_BACKENDS[{name!r}]; "
-                "it is for development only.",
-                id="smsrouter.W050"))
-    return warnings
-
-
-def check_httptester_exposed(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """`check --deploy`: the httptester turned on for production, where it is mounted."""
-    if settings.DEBUG or conf.get("SMSROUTER_HTTPTESTER") is not True:
-        return []
-    if not django_apps.is_installed("smsrouter.contrib.httptester"):
-        return []
-    try:
-        page = reverse("httptester:index")
-    except NoReverseMatch:
-        return []
-    return [Warning(
-        f"SMSROUTER_HTTPTESTER is on with DEBUG off: staff may post as any number at {page}.",
-        hint="Remove SMSROUTER_HTTPTESTER = True in production, or silence smsrouter.W090 "
-        "if staff are meant to use it there.",
-        id="smsrouter.W090")]
-
-
-def _backend_classes() -> list[tuple[str, type[BaseBackend], dict[str, Any]]]:
-    """(name, class, lower-cased options) of each backend that check_backends lets pass
-    this far; what it reports is left to it."""
-    configured = getattr(settings, "INSTALLED_BACKENDS", None)
-    found = []
-    for name, config in (configured.items() if isinstance(configured, dict) else ()):
-        if not isinstance(config, dict) or not isinstance(config.get("ENGINE"), str):
-            continue
-        try:
-            backend_class = import_string(config["ENGINE"])
-        except ImportError:
-            continue
-        if isinstance(backend_class, type) and issubclass(backend_class, BaseBackend):
-            found.append((name, backend_class, {k.lower(): v for k, v in config.items()}))
-    return found
-
-
-def _webhook_paths(name: str, backend_class: type[BaseBackend], reports: bool = True) -> str:
-    """Its webhooks' paths, as "/backend/<name>/ and /backend/<name>/status/" (the second
-    only with `reports`); "" where the URLconf serves none."""
-    with_status = reports and bool(backend_class.status_methods)
-    views = ["smsrouter:inbound"] + (["smsrouter:status"] if with_status else [])
-    try:
-        return " and ".join(reverse(view, args=[name]) for view in views)
-    except NoReverseMatch:
-        return ""
-
-
 def _as_module(path: str) -> ModuleType | None:
     """The module at `path`, if it is one: importing it is the only reliable test."""
     try:
@@ -293,15 +192,18 @@ def _did_you_mean(module: ModuleType, base: type, pattern: str) -> str:
 CHECKS: tuple[Callable[..., list[CheckMessage]], ...] = (
     check_backends,
     check_processing,
-    check_rate_limits,
+    projectchecks.check_rate_limits,
     check_apps,
     check_default_response,
     check_httptester,
+    projectchecks.check_setting_names,
+    projectchecks.check_sqlite_journal,
+    projectchecks.check_live_httptester,
 )
 #: What only `manage.py check --deploy` runs: where production leaves something open.
 DEPLOY_CHECKS: tuple[Callable[..., list[CheckMessage]], ...] = (
-    check_open_webhooks,
-    check_httptester_exposed,
+    deploychecks.check_open_webhooks,
+    deploychecks.check_httptester_exposed,
 )
 
 

@@ -4,9 +4,19 @@ The Message row, not any task or channel message, is the record of an SMS: every
 stage (routing, sending, delivery reports, recovery) starts from its id and its status.
 """
 
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
+
+# Django's own words for this would be a RuntimeError about an app_label, on the first
+# model below; and no system check can say it, since smsrouter's AppConfig registers them.
+if apps.apps_ready and not apps.is_installed("smsrouter"):
+    raise ImproperlyConfigured(
+        'smsrouter.models was imported, but smsrouter is not an installed app: add '
+        '"smsrouter" to INSTALLED_APPS in your settings.'
+    )
 
 
 class Backend(models.Model):

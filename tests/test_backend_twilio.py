@@ -17,7 +17,7 @@ from django.test import RequestFactory
 from twilio.request_validator import RequestValidator
 
 import smsrouter
-from smsrouter import checks, httpclient
+from smsrouter import checks, deploychecks, httpclient
 from smsrouter.backends import backends
 from smsrouter.backends.base import Outcome, StatusReport
 from smsrouter.backends.twilio import TwilioBackend, signature
@@ -671,7 +671,7 @@ def test_wrong_values(settings, options, expected):
 def test_turning_signatures_off_is_a_deploy_warning(settings):
     """Off is for development: only `check --deploy` warns (tests/test_checks.py)."""
     assert check(settings, **GOOD, validate_signature=False) == []
-    (warning,) = checks.check_open_webhooks()
+    (warning,) = deploychecks.check_open_webhooks()
     assert (warning.id, warning.level) == ("smsrouter.W050", WARNING)
 
 

@@ -8,10 +8,11 @@ import types
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from smsrouter import checks
+from smsrouter import checks, conf, deploychecks, projectchecks
 
 HTTPTESTER = "smsrouter.backends.httptester.HttpTesterBackend"
 KANNEL = "smsrouter.backends.kannel.KannelBackend"
@@ -137,11 +138,11 @@ def test_celery_mode_passes_where_celery_is_installed(settings):
 def test_a_rate_limit_with_a_per_process_cache_warns(settings):
     settings.INSTALLED_BACKENDS = {"x": {"ENGINE": HTTPTESTER, "rate_limit": 5}}
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    (warning,) = checks.check_rate_limits()  # several servers send in inline mode too
+    (warning,) = projectchecks.check_rate_limits()  # several servers send in inline mode too
     assert warning.id == "smsrouter.W001" and "RedisCache" in warning.hint
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                                    "LOCATION": "redis://127.0.0.1:6379/1"}}
-    assert checks.check_rate_limits() == []
+    assert projectchecks.check_rate_limits() == []
 
 
 @pytest.mark.parametrize("value", ["smsrouter.contrib.echo.EchoApp", [1], None])
@@ -205,7 +206,7 @@ def test_the_httptester_setting_is_none_true_or_false(settings, value, expected)
 
 def open_webhooks(settings, **backends):
     settings.INSTALLED_BACKENDS = backends
-    return checks.check_open_webhooks()
+    return deploychecks.check_open_webhooks()
 
 
 @pytest.mark.parametrize(("config", "paths"), [
@@ -245,25 +246,25 @@ def test_webhooks_the_urlconf_does_not_serve_are_not_open(settings):
     settings.ROOT_URLCONF.urlpatterns = []
     assert open_webhooks(settings, x={"ENGINE": KANNEL}, phone={"ENGINE": HTTPTESTER}) == []
     settings.SMSROUTER_HTTPTESTER = True
-    assert checks.check_httptester_exposed() == []
+    assert deploychecks.check_httptester_exposed() == []
 
 
 def test_the_httptester_on_with_debug_off_is_w090(settings):
     settings.SMSROUTER_HTTPTESTER = True
-    (warning,) = checks.check_httptester_exposed()
+    (warning,) = deploychecks.check_httptester_exposed()
     assert (warning.id, warning.msg) == (
         "smsrouter.W090", "SMSROUTER_HTTPTESTER is on with DEBUG off: staff may post as any "
         "number at /httptester/.")
     for setting, debug in [(None, False), (False, False), (True, True)]:
         settings.SMSROUTER_HTTPTESTER, settings.DEBUG = setting, debug
-        assert checks.check_httptester_exposed() == []
+        assert deploychecks.check_httptester_exposed() == []
 
 
 def test_the_httptester_not_installed_is_not_w090(settings):
     settings.SMSROUTER_HTTPTESTER = True
     settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS
                                if app != "smsrouter.contrib.httptester"]
-    assert checks.check_httptester_exposed() == []
+    assert deploychecks.check_httptester_exposed() == []
 
 
 def test_the_deploy_checks_run_only_with_deploy(settings):
@@ -291,3 +292,141 @@ def test_check_deploy_on_production_like_settings_names_each_exposed_endpoint():
         "number at /httptester/.",
     ]
     assert "kannel-signed" not in result.stderr
+
+
+# What to add or fix, with the line to write: setting names, SQLite, the channel layer.
+
+
+def test_a_misspelled_setting_names_the_one_it_meant(settings):
+    settings.SMSROUTER_APP = ["smsrouter.contrib.echo.EchoApp"]
+    settings.INSTALLED_BACKEND = {"x": {"ENGINE": HTTPTESTER}}
+    assert [(w.id, w.msg, w.hint) for w in projectchecks.check_setting_names()] == [
+        ("smsrouter.W003", "INSTALLED_BACKEND is not a setting smsrouter reads: it has no effect.",
+         "Did you mean INSTALLED_BACKENDS?"),
+        ("smsrouter.W003", "SMSROUTER_APP is not a setting smsrouter reads: it has no effect.",
+         "Did you mean SMSROUTER_APPS?"),
+    ]
+
+
+def test_a_setting_like_none_of_ours_says_where_they_are(settings):
+    settings.SMSROUTER_COLOUR = "blue"
+    (warning,) = projectchecks.check_setting_names()
+    assert warning.id == "smsrouter.W003" and "smsrouter.conf.DEFAULTS" in warning.hint
+
+
+def test_every_setting_smsrouter_reads_is_known(settings):
+    """The demo's and the tests' settings, and each default set explicitly, warn of nothing."""
+    for name, value in conf.DEFAULTS.items():
+        setattr(settings, name, value)
+    assert projectchecks.check_setting_names() == []
+
+
+SQLITE_FILE = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/sms/db.sqlite3"}
+WAL = {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+       "transaction_mode": "IMMEDIATE"}
+
+
+def sqlite_warnings(monkeypatch, **databases):
+    # Set on the settings object itself: override_settings would warn that DATABASES
+    # cannot really change under a running test, and here only the check reads it.
+    monkeypatch.setattr(django_settings, "DATABASES", databases)
+    return [(w.id, w.msg) for w in projectchecks.check_sqlite_journal()]
+
+
+def test_sqlite_without_wal_is_w004_with_the_options_to_add(monkeypatch):
+    monkeypatch.setattr(django_settings, "DATABASES", {"default": SQLITE_FILE})
+    (warning,) = projectchecks.check_sqlite_journal()
+    assert (warning.id, warning.msg) == (
+        "smsrouter.W004", ("SQLite 'default': journal_mode is not WAL, so each commit waits "
+                           "for an fsync."))
+    assert warning.hint == (
+        "Add to DATABASES['default']: \"OPTIONS\": {\"init_command\": \"PRAGMA journal_mode=WAL; "
+        "PRAGMA synchronous=NORMAL;\", \"transaction_mode\": \"IMMEDIATE\"}")
+
+
+def test_sqlite_with_wal_but_a_full_sync_is_w004(monkeypatch):
+    wal_only = {**SQLITE_FILE, "OPTIONS": {"init_command": "pragma journal_mode = 'wal'"}}
+    assert sqlite_warnings(monkeypatch, default={**SQLITE_FILE, "OPTIONS": WAL}, logs=wal_only) == [
+        ("smsrouter.W004", ("SQLite 'logs': synchronous is not NORMAL, so each commit waits "
+                            "for an fsync."))]
+
+
+@pytest.mark.parametrize("database", [
+    {**SQLITE_FILE, "OPTIONS": WAL},
+    {**SQLITE_FILE, "OPTIONS": {"init_command": "PRAGMA main.journal_mode=wal;PRAGMA synchronous=1"}},
+    {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    {"ENGINE": "django.db.backends.sqlite3", "NAME": "file:memorydb_default?mode=memory&cache=shared"},
+    {"ENGINE": "django.db.backends.postgresql", "NAME": "sms"},
+])
+def test_sqlite_with_wal_in_memory_or_another_database_is_fine(monkeypatch, database):
+    assert sqlite_warnings(monkeypatch, default=database) == []
+
+
+def test_the_httptester_in_celery_mode_needs_a_shared_channel_layer(settings):
+    """One process publishes to its own page through an in-memory layer; Celery workers'
+    replies reach the page only through one they share with it."""
+    settings.DEBUG, settings.SMSROUTER_PROCESSING = True, "celery"
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    (warning,) = projectchecks.check_live_httptester()
+    assert (warning.id, warning.msg) == (
+        "smsrouter.W091",
+        "The httptester shows replies only on reload: the channel layer is per process.")
+    assert "RedisChannelLayer" in warning.hint
+    del settings.CHANNEL_LAYERS
+    assert ids(projectchecks.check_live_httptester()) == ["smsrouter.W091"]
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
+    assert projectchecks.check_live_httptester() == []
+
+
+def test_an_in_process_channel_layer_is_enough_inline_or_without_the_tester(settings):
+    settings.DEBUG = True
+    del settings.CHANNEL_LAYERS  # smsrouter.contrib.httptester.live.fallback_layer
+    assert projectchecks.check_live_httptester() == []  # inline: the page's own process replies
+    settings.SMSROUTER_PROCESSING = "celery"
+    settings.DEBUG = False  # the tester is not served
+    assert projectchecks.check_live_httptester() == []
+    settings.DEBUG = True
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS
+                               if app != "smsrouter.contrib.httptester"]
+    assert projectchecks.check_live_httptester() == []
+
+
+def manage_py_check(tmp_path, **env):
+    """`manage.py check` on the demo's settings, in a process of its own, as `make run`
+    would start it: a SQLite file, no Redis."""
+    environ = {key: value for key, value in os.environ.items()
+               if key not in ("REDIS_URL", "CHANNEL_LAYER_URL", "DATABASE_URL")}
+    environ.update({"DJANGO_SETTINGS_MODULE": "demo.settings", "DJANGO_DEBUG": "1",
+                    "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                    "SMSROUTER_PROCESSING": "inline", **env})
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), str(ROOT)]))
+    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=environ,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_demo_passes_every_check(tmp_path):
+    result = manage_py_check(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+
+
+def test_the_demo_in_celery_mode_without_redis_warns_of_the_tester_page(tmp_path):
+    result = manage_py_check(tmp_path, SMSROUTER_PROCESSING="celery")
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if "(smsrouter." in line] == [
+        ("?: (smsrouter.W091) The httptester shows replies only on reload: the channel layer "
+         "is per process.")]
+
+
+@pytest.mark.parametrize("removed", [("smsrouter",), ("smsrouter", "smsrouter.contrib.httptester")])
+def test_without_smsrouter_in_installed_apps_importing_its_models_says_to_add_it(tmp_path, removed):
+    """The httptester's ready(), or the URLconf that `check` loads, imports smsrouter.models."""
+    (tmp_path / "without_smsrouter.py").write_text(
+        "from demo.settings import *  # noqa: F403\n"
+        f"INSTALLED_APPS = [app for app in INSTALLED_APPS if app not in {removed!r}]  # noqa: F405\n")
+    result = manage_py_check(tmp_path, DJANGO_SETTINGS_MODULE="without_smsrouter")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "django.core.exceptions.ImproperlyConfigured: smsrouter.models was imported, but "
+        "smsrouter is not an installed app: add \"smsrouter\" to INSTALLED_APPS in your settings.")
+    assert "RuntimeError" not in result.stderr
