@@ -27,6 +27,11 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 ## run: serve the demo on http://127.0.0.1:$(PORT)/ (SQLite, inline processing)
 run: $(VENV)/.installed-run
 	$(BIN)/python manage.py migrate --noinput
+	@echo
+	@echo "  The SMS tester: http://127.0.0.1:$(PORT)/httptester/ (/ opens it too)"
+	@echo "  The admin:      http://127.0.0.1:$(PORT)/admin/"
+	@echo "  An admin login: $(BIN)/python manage.py createsuperuser"
+	@echo
 	$(BIN)/python -m uvicorn demo.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan on
 
 TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test
