@@ -44,10 +44,18 @@ def together_or_alone(
     """`together(items)` in one transaction; if that fails, `alone(item)` for each item,
     so that an error reaches only the request whose item caused it."""
     drop_broken_connections()
+    durable: list[bool] = []
     try:
         with transaction.atomic():
-            return list(together(items))
+            # Registered first, so it runs as soon as the batch has committed, before any
+            # callback of the apps' (one that is not robust raises out of this block).
+            transaction.on_commit(lambda: durable.append(True))
+            stored = list(together(items))
+        return stored
     except Exception as exc:
+        if durable:  # stored once already: storing them alone would store them twice
+            logger.exception("a callback after the commit of %d %s raised", len(items), what)
+            return stored
         logger.warning("a batch of %d %s failed (%s: %s); accepting them one by one",
                        len(items), what, type(exc).__name__, exc)
     results: list[R | Exception] = []

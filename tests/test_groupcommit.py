@@ -258,3 +258,28 @@ def _unblock(group):
     queue = group._queues.get(asyncio.get_running_loop())
     if queue is not None and queue.task is not None:
         queue.task.cancel()
+
+
+class RaisingCallbackApp(smsrouter.App):
+    """Asks, while its message is routed, for a call after the commit that raises, as a
+    project's own notification might; not robust, so Django raises it out of the commit."""
+
+    def handle(self, msg):
+        def notify():
+            raise ConnectionError("mail server down")
+
+        transaction.on_commit(notify)
+        return False
+
+
+@pytest.mark.asyncio
+async def test_a_callback_raising_after_the_commit_stores_nothing_twice(
+        async_db, batch_apps, server_loop, settings, caplog):
+    settings.SMSROUTER_APPS = ["tests.test_groupcommit.RaisingCallbackApp",
+                               "smsrouter.contrib.echo.EchoApp"]
+    msgs = await asyncio.gather(*(aincoming("mem", f"+{n}", f"echo {n}") for n in range(3)))
+    assert sorted(msg.text for msg in msgs) == ["echo 0", "echo 1", "echo 2"]
+    assert await Message.objects.filter(direction="in").acount() == 3
+    assert await Message.objects.filter(direction="out").acount() == 3
+    assert "accepting them one by one" not in caplog.text
+    assert "mail server down" in caplog.text
