@@ -1,8 +1,15 @@
 """The ASGI root: blocking Django and asynchronous resources in one server.
 
-    application = build_application(django_asgi_app)
+A project's asgi.py serves it with one call, which sets Django up first:
 
-gives Channels' ProtocolTypeRouter with
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+    from smsrouter.asgi import get_application
+    application = get_application()
+
+Django's own get_asgi_application() serves HTTP alone: no lifespan (so no sender and no
+activation), no WebSocket, and under uvicorn no static files. `get_application()` is
+`build_application(django_asgi_app)` around Django's handler, which gives Channels'
+ProtocolTypeRouter with
 * "http": apps' resources at /res/<app>/<path> first, then gateways' webhooks straight to
   their views (`smsrouter.webhooks`), then Django for everything else (so an unknown URL
   is Django's 404);
@@ -12,26 +19,30 @@ gives Channels' ProtocolTypeRouter with
   session's user in scope["user"], for consumers that apply the tester's rule);
 * "channel": the workers of SMSROUTER_PROCESSING = "channels";
 * "lifespan": ResourceLifespan, which activates apps and backends in the server's loop.
+
+This module imports nothing that needs the app registry at its top, so that an asgi.py
+may import it before Django is set up; what does is imported where it is used.
 """
 
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier
 from django.apps import apps as django_apps
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.asgi import get_asgi_application
 from django.urls import URLPattern, re_path
 
-from smsrouter import dispatch, loop
-from smsrouter.backends import backends
-from smsrouter.consumers import IncomingWorker, OutgoingWorker
+from smsrouter import loop
 from smsrouter.resources import AppResourceRouter
 from smsrouter.router import App, Router
-from smsrouter.scheduler import Scheduler
-from smsrouter.webhooks import WebhookFastPath
+
+if TYPE_CHECKING:
+    from smsrouter.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +58,7 @@ class ResourceLifespan:
     def __init__(self, apps: dict[str, App]) -> None:
         self.apps = apps
         self.active: list[Any] = []
-        self.scheduler: Scheduler | None = None
+        self.scheduler: "Scheduler | None" = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         while True:
@@ -67,6 +78,10 @@ class ResourceLifespan:
                 return
 
     async def startup(self) -> None:
+        from smsrouter import dispatch
+        from smsrouter.backends import backends
+        from smsrouter.scheduler import Scheduler
+
         loop.set_server_loop(asyncio.get_running_loop())
         for app, _ in Router().apps:
             self.apps[app.get_label()] = app
@@ -120,6 +135,9 @@ def _websocket_stack(routes: Sequence[URLPattern]) -> Any:
 def build_application(django_asgi_app: Any, websocket: Sequence[URLPattern] = ()) -> ProtocolTypeRouter:
     """The root application; `websocket` adds routes of your own before the built-in ones,
     behind the same Origin check and session authentication."""
+    from smsrouter.consumers import IncomingWorker, OutgoingWorker
+    from smsrouter.webhooks import WebhookFastPath
+
     resources: dict[str, App] = {}
     return ProtocolTypeRouter({
         "http": URLRouter([
@@ -133,3 +151,19 @@ def build_application(django_asgi_app: Any, websocket: Sequence[URLPattern] = ()
         }),
         "lifespan": ResourceLifespan(resources),
     })
+
+
+def get_application(websocket: Sequence[URLPattern] = ()) -> ProtocolTypeRouter:
+    """The whole application for a project's asgi.py: Django set up (get_asgi_application
+    does that before anything loads a model), its static files served where
+    django.contrib.staticfiles is installed, and `build_application` around it.
+
+    Static files are served as runserver serves them, from the apps' folders through the
+    finders (ASGIStaticFilesHandler), so the httptester's page has its CSS and JS under
+    uvicorn too; a proxy that answers STATIC_URL itself takes them over unchanged.
+    `websocket` adds routes of your own, as for build_application.
+    """
+    django_asgi_app = get_asgi_application()
+    if django_apps.is_installed("django.contrib.staticfiles"):
+        django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
+    return build_application(django_asgi_app, websocket)

@@ -3,6 +3,9 @@ server loop, and live httptester conversations over WebSocket. Driven in-process
 Channels' communicators, in the test's own event loop (which plays the server's)."""
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -15,7 +18,7 @@ from django.test import Client
 
 from smsrouter import loop
 from smsrouter.api import aincoming
-from smsrouter.asgi import build_application
+from smsrouter.asgi import build_application, get_application
 from smsrouter.models import Message
 from tests import apps
 
@@ -352,3 +355,49 @@ async def test_lifespan_shutdown_stops_the_scheduler(application):
     assert await lifespan.start() == {"type": "lifespan.startup.complete"}
     assert await lifespan.stop() == {"type": "lifespan.shutdown.complete"}
     assert sender.wake_local([]) is False  # commits now send in the caller
+
+
+def test_the_module_imports_before_django_is_set_up():
+    """A project's asgi.py imports get_application before it can set Django up."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from smsrouter.asgi import get_application"],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "demo.settings"},
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+async def get_streamed(application, path):
+    """A GET whose answer may stream, as a file's does: ASGI lets its last message leave
+    out "body", which HttpCommunicator does not take."""
+    scope = {"type": "http", "http_version": "1.1", "method": "GET", "path": path,
+             "raw_path": path.encode(), "query_string": b"", "root_path": "", "scheme": "http",
+             "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80)}
+    communicator = ApplicationCommunicator(application, scope)
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(timeout=5)
+    body = b""
+    while True:
+        message = await communicator.receive_output(timeout=5)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(timeout=5)
+    return start["status"], body
+
+
+@pytest.mark.asyncio
+async def test_get_application_serves_static_files_and_the_rest(settings):
+    """What Django's get_asgi_application leaves out: static files (the tester's CSS), and
+    the root around it (its resources)."""
+    settings.ROOT_URLCONF = "tests.urls"
+    settings.SMSROUTER_APPS = ["tests.apps.Probe"]
+    application = get_application()
+    status, body = await get_streamed(application, "/static/httptester/httptester.css")
+    assert status == 200 and body
+    assert (await get_streamed(application, "/static/httptester/nope.css"))[0] == 404
+    lifespan = Lifespan(application)
+    assert await lifespan.start() == {"type": "lifespan.startup.complete"}
+    assert (await get(application, "/res/probe/hello?name=Amina"))[0] == 200
+    assert await lifespan.stop() == {"type": "lifespan.shutdown.complete"}
