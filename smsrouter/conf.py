@@ -27,6 +27,16 @@ DEFAULTS: dict[str, Any] = {
     # The httptester (page, posts, conversation JSON, WebSocket): None follows DEBUG,
     # True serves it with DEBUG off too (to staff only), False never.
     "SMSROUTER_HTTPTESTER": None,
+    # /metrics: a Bearer token (or ?token=) that may read it besides staff users; None: staff only.
+    "SMSROUTER_METRICS_TOKEN": None,
+    # /metrics counts messages by status among those created this many seconds ago or
+    # since: a scrape reads that window through the created_at index, never the table.
+    "SMSROUTER_METRICS_WINDOW": 3600,
+    # /ready/ fails when the oldest due outgoing message has waited longer (seconds),
+    # or when the sender's heartbeat is older; heartbeats are written this often at most.
+    "SMSROUTER_READY_MAX_LAG": 300,
+    "SMSROUTER_HEARTBEAT_MAX_AGE": 180,
+    "SMSROUTER_HEARTBEAT_EVERY": 5.0,
 }
 
 

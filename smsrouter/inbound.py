@@ -13,6 +13,7 @@ is answered once it has committed (see `smsrouter.groupcommit`).
 
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -22,7 +23,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from smsrouter import dispatch, limits, outbox, signals, statements
+from smsrouter import dispatch, limits, outbox, signals, statements, timings
 from smsrouter.addressbook import get_connection, get_connections
 from smsrouter.dbhealth import drop_broken_connections
 from smsrouter.groupcommit import GroupCommit, together_or_alone
@@ -194,6 +195,7 @@ def route(msgs: Sequence[IncomingMessage], *, isolated: bool = True) -> None:
     for msg in msgs:
         router: Router | None = None
         status, error = Status.HANDLED, ""
+        started = time.perf_counter()
         try:
             with transaction.atomic() if isolated else nullcontext():
                 router = Router()
@@ -201,6 +203,7 @@ def route(msgs: Sequence[IncomingMessage], *, isolated: bool = True) -> None:
         except Exception as exc:
             logger.exception("routing message %s failed", msg.id)
             status, error = Status.FAILED, limits.scrubbed(f"{type(exc).__name__}: {exc}")
+        timings.ROUTING.labels(msg.connection.backend.name).observe(time.perf_counter() - started)
         routers.append(router)
         outcomes.append((status, error))
     with transaction.atomic(savepoint=False):  # one commit for the outcomes and the replies

@@ -138,3 +138,17 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (due {self.due_at:%Y-%m-%d %H:%M:%S})"
+
+
+class Heartbeat(models.Model):
+    """The last sign of life of something that must run somewhere: a sender's scheduler,
+    the sweep, an SMPP bind. One row per name, written by whichever process does it, so
+    that /ready/ and /metrics, in any process, can tell whether it still runs."""
+
+    name = models.CharField(max_length=200, unique=True)
+    holder = models.CharField(max_length=100, blank=True, help_text="host:pid of the last writer.")
+    beat_at = models.DateTimeField(help_text="When it last showed it was alive.")
+    state = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.holder}, {self.beat_at:%Y-%m-%d %H:%M:%S})"

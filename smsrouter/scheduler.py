@@ -11,7 +11,8 @@ does), and it does what must happen without a person, for the duties that
 * every SMSROUTER_SWEEP_EVERY seconds, look for due rows that other processes made or a
   crash left, queue again the sends left "sending" and route inbound messages left
   "received" for longer than SMSROUTER_RECOVER_AFTER;
-* run the apps' `@periodic` jobs, each once per period across processes (a lease).
+* run the apps' `@periodic` jobs, each once per period across processes (a lease);
+* at its sweeps, write the "scheduler" heartbeat that /ready/ reads (smsrouter.heartbeat).
 
 Several server processes on one database share the work through the sender's claims.
 Nothing here blocks the loop: database work goes to Django's database thread, a blocking
@@ -30,7 +31,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import Min
 from django.utils import timezone
 
-from smsrouter import conf, inbound, periodic, recovery, sender
+from smsrouter import conf, heartbeat, inbound, periodic, recovery, sender
 from smsrouter.dispatch import Duties
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Direction, Message, Status
@@ -69,6 +70,7 @@ class Scheduler:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._main: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._beats = heartbeat.Beats(heartbeat.SCHEDULER)
 
     async def start(self) -> None:
         """Start in the running loop, and have this process's commits wake it."""
@@ -157,7 +159,8 @@ class Scheduler:
         return done
 
     async def _sweep(self) -> None:
-        """Recover what was left behind, send every due row, plan the next one."""
+        """Recover what was left behind, send every due row, plan the next one. A sweep
+        that does any of it is this scheduler's heartbeat: a hung one beats no more."""
         try:
             if self.duties.sweeps:
                 after = conf.get("SMSROUTER_RECOVER_AFTER")
@@ -165,6 +168,8 @@ class Scheduler:
                 stuck = await sync_to_async(recovery.stuck_inbound)(after)
                 for start in range(0, len(stuck), sender.BATCH):
                     await sync_to_async(inbound.route_ids)(stuck[start:start + sender.BATCH])
+            if (self.duties.sweeps or self.duties.backends) and self._beats.due():
+                await sync_to_async(heartbeat.beat)(heartbeat.SCHEDULER)
             if not self.duties.backends:
                 return
             while (await self._round(sender.send_due(backend_names=self.duties.backends))).claimed == sender.BATCH:

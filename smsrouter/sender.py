@@ -28,7 +28,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from smsrouter import conf, ratelimit, signals, statements
+from smsrouter import conf, ratelimit, signals, statements, timings
 from smsrouter.backends import backends
 from smsrouter.backends.base import Outcome
 from smsrouter.groupcommit import GroupCommit
@@ -100,8 +100,11 @@ def send_blocking(messages: Sequence[OutgoingMessage]) -> Round:
     if not all(backends[msg.backend_name].in_process for msg in ready):
         return async_to_sync(send)(ready)
     claimed = _take(ready)
-    results = [pair for name, batch in by_backend(claimed).items()
-               for pair in zip(batch, _in_process(backends[name].send(batch)), strict=True)]
+    results = []
+    for name, batch in by_backend(claimed).items():
+        with timings.SENDING.labels(name).time():
+            outcomes = _in_process(backends[name].send(batch))
+        results += zip(batch, outcomes, strict=True)
     return record(results)
 
 
@@ -204,7 +207,8 @@ async def _send_batch(backend_name: str, batch: list[OutgoingMessage]) -> list[O
 
 async def _call(backend_name: str, chunk: list[OutgoingMessage]) -> list[Outcome]:
     try:
-        outcomes = list(await backends[backend_name].send(chunk))
+        with timings.SENDING.labels(backend_name).time():
+            outcomes = list(await backends[backend_name].send(chunk))
         if len(outcomes) != len(chunk):
             raise TypeError(f"send() gave {len(outcomes)} outcome(s) for {len(chunk)} message(s)")
     except Exception as exc:

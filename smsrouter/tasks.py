@@ -11,7 +11,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from celery import Celery, shared_task
 
-from smsrouter import conf, dispatch, inbound, periodic, recovery, sender
+from smsrouter import conf, dispatch, heartbeat, inbound, periodic, recovery, sender
 from smsrouter.dbhealth import drop_broken_connections
 
 TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
@@ -37,8 +37,11 @@ def send_messages(backend_name: str, message_ids: list[int]) -> int:
 
 @shared_task(name="smsrouter.recover")
 def recover() -> dict[str, int]:
-    """Re-dispatch what a lost task or a dead worker left behind (beat runs it each minute)."""
-    return recovery.recover(conf.get("SMSROUTER_RECOVER_AFTER"))
+    """Re-dispatch what a lost task or a dead worker left behind (beat runs it each minute),
+    then beat "recover": that beat scheduled it and a worker ran it, /ready/'s sender."""
+    counts = recovery.recover(conf.get("SMSROUTER_RECOVER_AFTER"))
+    heartbeat.beat(heartbeat.RECOVER)
+    return counts
 
 
 @shared_task(name="smsrouter.run_periodic")

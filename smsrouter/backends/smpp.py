@@ -25,8 +25,9 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.core.checks import CheckMessage, Error
+from django.utils import timezone
 
-from smsrouter import limits, reports
+from smsrouter import heartbeat, limits, reports
 from smsrouter.api import aincoming
 from smsrouter.backends.base import BaseBackend, Outcome, StatusReport
 from smsrouter.exceptions import BadInbound, PermanentSendError, TemporarySendError
@@ -77,6 +78,7 @@ class SmppBackend(BaseBackend):
         self._references = itertools.cycle(range(256))
         self._next_submit = 0.0
         self._parts: dict[tuple[str, int, int], tuple[float, dict[int, str]]] = {}
+        self._bind_writes: set[asyncio.Task[None]] = set()
 
     @classmethod
     def check_config(cls, name: str, config: dict[str, Any]) -> list[CheckMessage]:
@@ -128,6 +130,7 @@ class SmppBackend(BaseBackend):
             enquire_link=self.config.get("enquire_link", 30),
             reconnect_backoff=self.config.get("reconnect_backoff", 60),
             on_deliver=self._on_deliver, on_state=self._on_state,
+            on_alive=lambda: self._record_bind(None),
         )
         self.link.start()
 
@@ -136,6 +139,7 @@ class SmppBackend(BaseBackend):
         if self.link is not None:
             await self.link.stop()
             self.link = None
+        await asyncio.gather(*self._bind_writes, return_exceptions=True)
 
     def ready(self) -> bool:
         """Bound, in the loop asking, and not as a receiver (which cannot submit)."""
@@ -149,12 +153,27 @@ class SmppBackend(BaseBackend):
     def _on_state(self, state: str, detail: str) -> None:
         log = logger.info if state == BOUND else logger.warning
         log("SMPP backend %s: %s %s", self.name, state, detail)
+        self._record_bind({"state": state, "since": timezone.now().isoformat()})
         if state == BOUND and self.bind_type != "receiver":
             from smsrouter import scheduler
 
             scheduler.wake()  # what was left queued while unbound goes now
         for listener in self.state_listeners:
             listener(state, detail)
+
+    def _record_bind(self, state: dict[str, str] | None) -> None:
+        """Write the bind's heartbeat row (its new state, or just that it is alive) for
+        /metrics in any process: off the loop, in order, as Django's database thread
+        takes them."""
+        task = asyncio.get_running_loop().create_task(self._write_bind(state))
+        self._bind_writes.add(task)
+        task.add_done_callback(self._bind_writes.discard)
+
+    async def _write_bind(self, state: dict[str, str] | None) -> None:
+        try:
+            await database_sync_to_async(heartbeat.beat)(heartbeat.bind_name(self.name), state)
+        except Exception:
+            logger.exception("SMPP backend %s: could not record the bind's state", self.name)
 
     # Outbound.
     async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:

@@ -59,7 +59,8 @@ class Link:
     `on_deliver(pdu)` is awaited for each deliver_sm, its `problems` listing what could not
     be read; the SMSC is answered with the command_status it returns once it returns
     (ESME_RX_T_APPN if it raised, so that the SMSC delivers it again later).
-    `on_state(state, detail)` hears of each bind, unbind and reconnect.
+    `on_state(state, detail)` hears of each bind, unbind and reconnect, and `on_alive()`
+    of each enquire_link the SMSC answered.
     """
 
     def __init__(
@@ -73,11 +74,12 @@ class Link:
         reconnect_backoff: float,
         on_deliver: Callable[[Pdu], Awaitable[int]],
         on_state: Callable[[str, str], None],
+        on_alive: Callable[[], None] = lambda: None,
     ) -> None:
         self.host, self.port = host, port
         self.bind_command, self.bind_fields = bind_command, bind_fields
         self.enquire_link, self.reconnect_backoff = enquire_link, reconnect_backoff
-        self.on_deliver, self.on_state = on_deliver, on_state
+        self.on_deliver, self.on_state, self.on_alive = on_deliver, on_state, on_alive
         self.state = UNBOUND
         self.loop: asyncio.AbstractEventLoop | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -241,6 +243,7 @@ class Link:
                 if self._writer:
                     self._writer.close()
                 return
+            self.on_alive()
 
     async def _handle_deliveries(self) -> None:
         while True:

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from smsrouter import conf, recovery
+from smsrouter import conf, heartbeat, recovery
 
 
 class Command(BaseCommand):
@@ -23,8 +23,10 @@ class Command(BaseCommand):
         if older_than < 1:
             raise CommandError(f"--older-than {older_than:g} would race messages still being "
                                "routed; use a few seconds or more (default 300).")
+        beats = heartbeat.Beats(heartbeat.RECOVER)  # /ready/'s sender in channels mode
         while True:
             counts = recovery.recover(older_than)
+            beats.beat()
             self.stdout.write(self.style.SUCCESS(
                 f"Re-dispatched {counts['inbound']} inbound and {counts['outbound']} outbound "
                 "message(s)."))

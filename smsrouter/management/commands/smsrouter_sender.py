@@ -16,7 +16,7 @@ from asgiref.sync import sync_to_async
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
-from smsrouter import conf, dispatch, inbound, periodic, recovery, sender
+from smsrouter import conf, dispatch, heartbeat, inbound, periodic, recovery, sender
 from smsrouter.scheduler import Scheduler
 
 T = TypeVar("T")
@@ -76,6 +76,7 @@ async def _once(duties: dispatch.Duties) -> str:
         retried += sum(map(len, done.retries.values()))
         if done.claimed < sender.BATCH:
             break
+    await sync_to_async(heartbeat.beat)(heartbeat.SCHEDULER)  # as the scheduler's sweep does
     jobs = 0
     if duties.periodic:
         for job in periodic.jobs():
