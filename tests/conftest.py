@@ -14,6 +14,7 @@ from django.db import connections
 from hypothesis import HealthCheck, settings as hypothesis_settings
 
 from tests.gateway import FakeGateway
+from tests.smsc import FakeSmsc
 from tests.stack import require, serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,6 +123,15 @@ async def served(application: Any) -> AsyncIterator[Any]:
     yield application
     await lifespan.send_input({"type": "lifespan.shutdown"})
     assert await lifespan.receive_output(timeout=5) == {"type": "lifespan.shutdown.complete"}
+
+
+@pytest_asyncio.fixture
+async def smsc() -> AsyncIterator[FakeSmsc]:
+    """A fake SMSC on a loopback port, for the SMPP backend to bind to."""
+    fake = FakeSmsc()
+    await fake.start()
+    yield fake
+    await fake.close()
 
 
 @pytest_asyncio.fixture

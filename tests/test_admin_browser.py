@@ -9,10 +9,7 @@ gateway would leave and the httptester cannot make: a failed send and a schedule
 Every wait is one of Playwright's auto-retrying `expect` assertions, bounded by TIMEOUT_MS.
 """
 
-import os
 import re
-import subprocess
-import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import browser  # noqa: F401  (a fixture)
+from tests.browser import browser, manage, site_with_staff  # noqa: F401  (browser: a fixture)
 from tests.stack import serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
@@ -56,25 +53,15 @@ Message.objects.create(direction="out", backend=backend, connection=connection,
 @pytest.fixture(scope="module")
 def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The demo (DEBUG on, inline) on a fresh SQLite file, with a superuser and SEED."""
-    database = tmp_path_factory.mktemp("admin") / "db.sqlite3"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "demo.settings",
-           "DATABASE_URL": f"sqlite:///{database}", "SMSROUTER_PROCESSING": "inline",
-           "DJANGO_SUPERUSER_USERNAME": SUPERUSER[0], "DJANGO_SUPERUSER_PASSWORD": SUPERUSER[1],
-           "DJANGO_SUPERUSER_EMAIL": "support@example.org"}
-
-    def manage(*command: str) -> None:
-        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True,
-                       timeout=120)
-
-    manage("migrate", "-v", "0")
-    manage("createsuperuser", "--noinput", "-v", "0")
+    env = site_with_staff(tmp_path_factory.mktemp("admin") / "db.sqlite3", "demo.settings",
+                          SUPERUSER)
     with serving(env) as (port, _):
         url = f"http://127.0.0.1:{port}"
         for backend, number, text in SEED:
             data = urllib.parse.urlencode({"identity": number, "text": text}).encode()
             answer = urllib.request.urlopen(f"{url}/httptester/{backend}/", data, timeout=10)
             assert answer.read() == b"OK"
-        manage("shell", "-c", ORM_SEED)
+        manage(env, "shell", "-c", ORM_SEED)
         yield url
 
 

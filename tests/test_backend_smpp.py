@@ -29,7 +29,7 @@ from smsrouter.scheduler import Scheduler
 from smsrouter.signals import messages_changed
 from smsrouter.smpp import pdu
 from smsrouter.smpp.pdu import Command, Pdu
-from tests.smsc import FakeSmsc, with_length
+from tests.smsc import with_length
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10
@@ -40,12 +40,6 @@ async def within(awaitable):
     return await asyncio.wait_for(awaitable, TIMEOUT)
 
 
-@pytest_asyncio.fixture
-async def smsc() -> AsyncIterator[FakeSmsc]:
-    fake = FakeSmsc()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 @pytest.fixture

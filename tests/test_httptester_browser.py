@@ -9,21 +9,17 @@ the page polls the conversation about once a second and refreshes right after a 
 """
 
 import json
-import os
 import re
-import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import browser  # noqa: F401  (a fixture)
+from tests.browser import browser, site_with_staff  # noqa: F401  (browser: a fixture)
 from tests.stack import serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
@@ -159,20 +155,13 @@ def test_the_conversation_is_live_over_a_websocket(page: Page, demo_server: str)
 
 
 STAFF = ("staff", "a-password-for-the-browser-test")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def production_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """tests/deploy_settings.py under uvicorn, on a fresh SQLite file with one staff user."""
-    database = tmp_path_factory.mktemp("production") / "db.sqlite3"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.deploy_settings",
-           "DATABASE_URL": f"sqlite:///{database}", "SMSROUTER_PROCESSING": "inline",
-           "DJANGO_SUPERUSER_USERNAME": STAFF[0], "DJANGO_SUPERUSER_PASSWORD": STAFF[1],
-           "DJANGO_SUPERUSER_EMAIL": "staff@example.org"}
-    for command in (["migrate", "-v", "0"], ["createsuperuser", "--noinput", "-v", "0"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True,
-                       timeout=120)
+    env = site_with_staff(tmp_path_factory.mktemp("production") / "db.sqlite3",
+                          "tests.deploy_settings", STAFF)
     with serving(env) as (port, _):
         yield f"http://127.0.0.1:{port}"
 

@@ -3,11 +3,9 @@ same figures from any process, and only for staff or the token's holder."""
 
 import asyncio
 import urllib.request
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 from django.contrib.auth.models import User
 from django.db import OperationalError, connections
 from django.utils import timezone
@@ -18,7 +16,6 @@ from smsrouter import heartbeat
 from smsrouter.addressbook import get_connection
 from smsrouter.backends import backends
 from smsrouter.models import Direction, Heartbeat, Message, Status
-from tests.smsc import FakeSmsc
 from tests.stack import Stack
 from tests.test_faults import assert_acknowledged, post_all, settled
 
@@ -180,12 +177,6 @@ def test_a_staff_session_reads_it_without_a_token(client, settings, is_staff, st
 
 
 # The SMPP bind writes its own row, from the process that holds it.
-@pytest_asyncio.fixture
-async def smsc() -> AsyncIterator[FakeSmsc]:
-    fake = FakeSmsc()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def bind_row() -> Heartbeat | None:
