@@ -2,14 +2,16 @@
 
 Everything comes from the environment the test gives each process (see tests/stack.py):
 DATABASE_URL, GATEWAY_URL; SMSROUTER_TEST_TICKS (a file) adds tests.periodic_apps'
-TickApp, and SMSROUTER_TEST_NO_CHANNEL_LAYER=1 removes CHANNEL_LAYERS.
+TickApp, SMSROUTER_TEST_NO_CHANNEL_LAYER=1 removes CHANNEL_LAYERS, and
+SMSROUTER_TEST_GATEWAY_TIMEOUT (seconds) replaces the gateway's timeout of 1 s.
 """
 
 import os
 
 from tests.scale_settings import *  # noqa: F403
 
-INSTALLED_BACKENDS["gw"]["timeout"] = 1  # noqa: F405  (a hung gateway costs a second per attempt)
+# A hung gateway costs a second per attempt, unless a test needs the hang to outlast it.
+INSTALLED_BACKENDS["gw"]["timeout"] = float(os.environ.get("SMSROUTER_TEST_GATEWAY_TIMEOUT", 1))  # noqa: F405
 SMSROUTER_PROCESSING = "inline"
 if os.environ.get("SMSROUTER_TEST_TICKS"):
     SMSROUTER_APPS = [*SMSROUTER_APPS, "tests.periodic_apps.TickApp"]  # noqa: F405

@@ -283,8 +283,10 @@ def test_two_servers_share_one_outbox_without_double_sends(request, make_stack, 
 
 
 def test_webhooks_answer_while_the_gateway_hangs(request, make_stack, gateway):
+    """The sender's request to the hung gateway is held for up to 60 s; every webhook must
+    be answered within its client's 5 s meanwhile, so none of them waited on it."""
     n = 50
-    stack = make_stack()
+    stack = make_stack(SMSROUTER_TEST_GATEWAY_TIMEOUT="60")
     base = stack.start_web()
     # Up, and one reply sent: what follows times webhooks, not the server's start.
     assert_acknowledged(post_all([base], [n]))
@@ -294,13 +296,11 @@ def test_webhooks_answer_while_the_gateway_hangs(request, make_stack, gateway):
     assert_acknowledged(results)
     seconds = sorted(r.seconds for r in results)
     stack.wait_until(gateway.held, bool, 10, "the sender held by the hung gateway")
-    assert stack.counts().get(("out", "sent"), 0) == 1
+    assert stack.counts().get(("out", "sent"), 0) == 1  # nothing got past the hang meanwhile
     gateway.release()
     stack.wait_for(settled(n + 1), 40, "every reply sent once the gateway answers")
     result = figures(request, stack, gateway, range(n + 1), median_webhook=f"{seconds[n // 2]:.3f}s",
                      slowest_webhook=f"{seconds[-1]:.3f}s", held=len(gateway.held()))
-    # An answer that waited on the gateway would take its 1 s timeout at least.
-    assert seconds[-1] < 1, f"a webhook took {seconds[-1]:.2f} s"
     assert result["lost"] == result["stuck"] == result["duplicated"] == result["stored twice"] == 0
 
 
