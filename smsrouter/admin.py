@@ -44,10 +44,25 @@ class ContactAdmin(admin.ModelAdmin):
     inlines = [ConnectionInline]
 
 
+class OptedOutFilter(admin.SimpleListFilter):
+    """Numbers that sent STOP (or whose gateway said so): nothing is sent to them."""
+
+    title = "opted out"
+    parameter_name = "opted_out"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Connection]) -> QuerySet[Connection]:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(opted_out_at__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(Connection)
 class ConnectionAdmin(Styled, admin.ModelAdmin):
-    list_display = ["identity", "backend", "contact", "conversation"]
-    list_filter = ["backend"]
+    list_display = ["identity", "backend", "contact", "opted_out_at", "conversation"]
+    list_filter = [OptedOutFilter, "backend"]
     list_select_related = ["backend", "contact"]
     search_fields = ["identity", "contact__name"]
     raw_id_fields = ["contact"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from smsrouter import dispatch, inbound, limits, outbox
 from smsrouter.backends import backends
+from smsrouter.languages import Text
 from smsrouter.messages import IncomingMessage, OutgoingMessage
 from smsrouter.recipients import Recipients
 
@@ -65,22 +66,23 @@ def _checked(
 
 
 async def asend(
-    text: str, to: Recipients, *, backend: str | None = None, at: datetime | None = None
+    text: Text, to: Recipients, *, backend: str | None = None, at: datetime | None = None
 ) -> list[OutgoingMessage]:
     """Send `text` to each recipient: Connections, or identities on `backend`.
 
     `backend` may be left out when INSTALLED_BACKENDS has only one entry. `at` schedules
     the messages for later (an aware datetime). Each message is stored in the outbox
     first; the sender sends it once committed, and the returned objects carry each one's
-    status as far as it is known then. A text that is not a string, or an identity no
-    database can store, is refused with a ValueError before anything is written; NUL and
+    status as far as it is known then. A lazy text (gettext_lazy) is rendered in each
+    recipient's language (`smsrouter.languages`). A text that is neither a string nor a
+    lazy text, or an identity no database can store, is refused with a ValueError before anything is written; NUL and
     lone surrogates in the text are stored and sent as U+FFFD (smsrouter.limits).
     """
     return await outbox.sends.submit((text, to, backend, at))
 
 
 def send(
-    text: str, to: Recipients, *, backend: str | None = None, at: datetime | None = None
+    text: Text, to: Recipients, *, backend: str | None = None, at: datetime | None = None
 ) -> list[OutgoingMessage]:
     """`asend()` for blocking code. Where no server's sender runs in this process (a
     shell, a WSGI worker), the messages are sent here once committed."""

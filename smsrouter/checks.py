@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.core.checks import CheckMessage, Error, Tags
+from django.utils.functional import Promise
 from django.utils.module_loading import import_string
 
 from smsrouter import conf, deploychecks, dispatch, projectchecks
@@ -41,7 +42,8 @@ E020 = Error(
     id="smsrouter.E020",
 )
 E030 = Error(
-    "SMSROUTER_DEFAULT_RESPONSE must be a string, or None for no default reply.",
+    "SMSROUTER_DEFAULT_RESPONSE must be a string (or a gettext_lazy text), or None for no "
+    "default reply.",
     hint="SMSROUTER_DEFAULT_RESPONSE = \"Sorry, I didn't understand.\"",
     id="smsrouter.E030",
 )
@@ -162,7 +164,7 @@ def check_apps(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 def check_default_response(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     value = conf.get("SMSROUTER_DEFAULT_RESPONSE")
-    return [] if value is None or isinstance(value, str) else [E030]
+    return [] if value is None or isinstance(value, (str, Promise)) else [E030]
 
 
 def check_httptester(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:

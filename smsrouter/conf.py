@@ -4,6 +4,7 @@ Read through these functions rather than `settings.X` so that `override_settings
 pytest-django's `settings` fixture take effect at once and a missing setting has a default.
 """
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +13,23 @@ DEFAULTS: dict[str, Any] = {
     "SMSROUTER_APPS": [],
     "SMSROUTER_PROCESSING": "inline",
     "SMSROUTER_DEFAULT_RESPONSE": None,
+    # Global keywords (smsrouter.keywords), answered before any app: each meaning's words,
+    # matched on a message's first word whatever its case.
+    "SMSROUTER_KEYWORDS": {
+        "stop": ["STOP", "STOPALL", "UNSUBSCRIBE", "ARRET", "ARRÊT", "ACHA"],
+        "start": ["START", "UNSTOP", "SUBSCRIBE", "DEMARRER", "DÉMARRER", "ANZA"],
+        "help": ["HELP", "AIDE", "MSAADA"],
+        "lang": ["LANG", "LANGUE", "LUGHA"],
+    },
+    # The answer to HELP; None for smsrouter's own, which names STOP, START and HELP.
+    "SMSROUTER_HELP": None,
+    # smsrouter.contrib.conversations: the Conversation classes it runs (dotted paths);
+    # how long a session waits for an answer, when it reminds (None: never), and how many
+    # invalid answers a step takes before it gives up. Each class may set its own.
+    "SMSROUTER_CONVERSATIONS": [],
+    "SMSROUTER_CONVERSATION_EXPIRE_AFTER": timedelta(days=3),
+    "SMSROUTER_CONVERSATION_REMIND_AFTER": timedelta(days=1),
+    "SMSROUTER_CONVERSATION_MAX_RETRIES": 3,
     # Serve /backend/<name>/ webhooks ahead of Django's middleware (smsrouter.webhooks).
     "SMSROUTER_WEBHOOK_FAST_PATH": True,
     # Sends that fail for a reason a retry may fix: how often and how soon.

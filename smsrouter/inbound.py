@@ -21,9 +21,9 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
-from smsrouter import dispatch, limits, outbox, signals, statements, timings
+from smsrouter import dispatch, languages, limits, outbox, signals, statements, timings
 from smsrouter.addressbook import get_connection, get_connections
 from smsrouter.dbhealth import drop_broken_connections
 from smsrouter.groupcommit import GroupCommit, together_or_alone
@@ -186,6 +186,9 @@ def route(msgs: Sequence[IncomingMessage], *, isolated: bool = True) -> None:
     """Route each stored message with a new Router, then record the outcomes and store the
     replies (through the outbox) in one commit.
 
+    Each message is routed under its sender's language (`smsrouter.languages`), and its
+    lazy replies rendered in it before they are stored.
+
     `isolated` runs each message's routing in a savepoint, for messages that share a
     transaction: if a query of an app's fails (which on PostgreSQL dooms the transaction),
     that message's routing alone is rolled back and the message marked failed.
@@ -197,9 +200,13 @@ def route(msgs: Sequence[IncomingMessage], *, isolated: bool = True) -> None:
         status, error = Status.HANDLED, ""
         started = time.perf_counter()
         try:
-            with transaction.atomic() if isolated else nullcontext():
-                router = Router()
-                router.incoming(msg)
+            with (transaction.atomic() if isolated else nullcontext(),
+                  translation.override(languages.language_for(msg.connection))):
+                try:
+                    router = Router()
+                    router.incoming(msg)
+                finally:  # lazy replies rendered in the sender's language, routed or not
+                    languages.render(msg.responses)
         except Exception as exc:
             logger.exception("routing message %s failed", msg.id)
             status, error = Status.FAILED, limits.scrubbed(f"{type(exc).__name__}: {exc}")

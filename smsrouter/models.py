@@ -47,14 +47,28 @@ class Connection(models.Model):
     contact = models.ForeignKey(
         Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="connections"
     )
+    opted_out_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the number sent STOP (or its gateway said it had opted out): nothing "
+                  "but the START confirmation is sent to it until it sends START.",
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["backend", "identity"], name="smsrouter_connection_unique")
         ]
+        # Few numbers opt out: the admin's filter and the sender's check read only those.
+        indexes = [
+            models.Index(fields=["opted_out_at"], condition=Q(opted_out_at__isnull=False),
+                         name="smsrouter_opted_out"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.identity} via {self.backend}"
+
+
+#: The error of an outgoing message not sent because its number opted out: no gateway saw it.
+OPTED_OUT = "not sent: the number opted out (it may send START to subscribe again)"
 
 
 class Direction(models.TextChoices):

@@ -4,7 +4,8 @@ it; the sender takes it from there (`smsrouter.dispatch` says which sender, and 
 
 The apps' outgoing phase runs here, on the stored rows and in the same transaction: an
 app that cancels a message leaves it "failed" with the app's name, so that a support
-person can always tell what happened to it.
+person can always tell what happened to it. A message to a number that opted out is
+stored "failed" (models.OPTED_OUT) and skips that phase: no gateway ever sees it.
 
 A text is stored, and sent, as every database can hold it (smsrouter.limits): NUL and
 lone surrogates become U+FFFD, the exact original kept in the row's `fields`.
@@ -16,8 +17,9 @@ from datetime import datetime
 from functools import partial
 
 from django.db import DatabaseError, transaction
+from django.utils.functional import Promise
 
-from smsrouter import dispatch, limits, recipients, signals, statements
+from smsrouter import dispatch, keywords, languages, limits, recipients, signals, statements
 from smsrouter.backends import backends
 from smsrouter.groupcommit import GroupCommit, together_or_alone
 from smsrouter.messages import OutgoingMessage
@@ -42,19 +44,23 @@ def store(batches: Sequence[Batch], due_at: datetime | None = None) -> list[Outg
         claimed = born and backends[msg.backend_name].ready()
         # What is stored is what is sent: NUL and lone surrogates become U+FFFD.
         msg.text, fields = limits.outgoing_text(msg.text)
+        if isinstance(msg, keywords.Confirmation):  # sent even to an opted-out number
+            fields = {**fields, statements.EXEMPT: msg.keyword}
         records.append(Message(
             direction=Direction.OUT, backend_id=msg.connection.backend_id,
             connection=msg.connection, text=msg.text, segments=limits.segments(msg.text),
             fields=fields, status=Status.SENDING if claimed else Status.QUEUED,
             attempts=int(claimed), due_at=due_at,
             in_response_to_id=msg.in_response_to.id if msg.in_response_to else None))
+    # A number that opted out, as its row says now in any process, gets its messages
+    # stored "failed" by this very INSERT (smsrouter.statements).
     statements.insert(records)
     for msg, row in zip(messages, records, strict=True):
-        msg.record, msg.status = row, row.status
+        msg.record, msg.status, msg.error = row, row.status, row.error
     cancelled: dict[str, list[OutgoingMessage]] = defaultdict(list)
     for group, router in batches:
         for msg in group:
-            if (app := router.outgoing(msg)) is not None:
+            if msg.status != Status.FAILED and (app := router.outgoing(msg)) is not None:
                 msg.status = msg.record.status = Status.FAILED
                 msg.error = msg.record.error = f"cancelled by {app}.outgoing()"
                 msg.record.attempts = 0  # claimed at birth, perhaps, but never tried
@@ -68,7 +74,8 @@ def store(batches: Sequence[Batch], due_at: datetime | None = None) -> list[Outg
     return ready
 
 
-def add(text: str, to: recipients.Recipients, backend: str | None, at: datetime | None) -> list[OutgoingMessage]:
+def add(text: languages.Text, to: recipients.Recipients, backend: str | None,
+        at: datetime | None) -> list[OutgoingMessage]:
     """`send()`: one message per recipient, stored in one transaction."""
     messages = _messages_for(text, to, backend, at)
     with transaction.atomic():
@@ -77,7 +84,7 @@ def add(text: str, to: recipients.Recipients, backend: str | None, at: datetime 
 
 
 #: One asend() call: text, recipients, backend, at.
-SendRequest = tuple[str, recipients.Recipients, str | None, datetime | None]
+SendRequest = tuple[languages.Text, recipients.Recipients, str | None, datetime | None]
 
 
 def add_many(requests: list[SendRequest]) -> list[list[OutgoingMessage] | Exception]:
@@ -104,12 +111,16 @@ def add_many(requests: list[SendRequest]) -> list[list[OutgoingMessage] | Except
     return made
 
 
-def _messages_for(text: str, to: recipients.Recipients, backend: str | None,
+def _messages_for(text: languages.Text, to: recipients.Recipients, backend: str | None,
                   at: datetime | None) -> list[OutgoingMessage]:
-    """recipients.messages_for(), after refusing a text that is not a string (ValueError):
-    before any recipient's Connection is made."""
-    limits.outgoing_text(text)
-    return recipients.messages_for(text, to, backend, at)
+    """recipients.messages_for(), after refusing a text that is neither a string nor a lazy
+    text (ValueError) before any recipient's Connection is made; a lazy text rendered in
+    each recipient's language."""
+    if not isinstance(text, Promise):
+        limits.outgoing_text(text)
+    messages = recipients.messages_for(text, to, backend, at)
+    languages.render_for_recipients(text, messages)
+    return messages
 
 
 def _add_one(request: SendRequest) -> list[OutgoingMessage]:

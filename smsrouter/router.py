@@ -201,12 +201,16 @@ class Router:
 
     def incoming(self, msg: IncomingMessage) -> None:
         """Run the inbound phases. Apps' exceptions are logged, never raised."""
+        from smsrouter import keywords  # loads models: not before the app registry is
+
         self._start(msg)
         try:
             if self._first_truthy("filter", msg):
                 return
             for app, kinds in self.apps:
                 self._call(app, kinds, "parse", msg)
+            if keywords.handle(msg):  # STOP, START, HELP, LANG: before any app's handle
+                return
             if self._first_truthy("handle", msg) or self._first_truthy("default", msg):
                 return
             if response := conf.get("SMSROUTER_DEFAULT_RESPONSE"):

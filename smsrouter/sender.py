@@ -7,7 +7,8 @@ was made still counts. Then, per backend, one call for the batch (the backend sp
 as its gateway needs, within its `concurrency`), at most `rate_limit` messages a second
 across processes. Then each outcome is recorded: "sent" with the gateway's id, "failed"
 for good, or "queued" again with `due_at` after an exponential backoff with jitter, until
-SMSROUTER_SEND_MAX_ATTEMPTS.
+SMSROUTER_SEND_MAX_ATTEMPTS. A row whose number opted out is not claimed but failed
+(smsrouter.statements), and a gateway's word that a number opted out opts it out.
 
 Where it runs is dispatch's business: in a server process's scheduler (inline mode),
 in the caller once committed where none runs, in Celery tasks and Channels consumers.
@@ -28,12 +29,12 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from smsrouter import conf, ratelimit, signals, statements, timings
+from smsrouter import conf, keywords, ratelimit, signals, statements, timings
 from smsrouter.backends import backends
 from smsrouter.backends.base import Outcome
 from smsrouter.groupcommit import GroupCommit
 from smsrouter.messages import IncomingMessage, OutgoingMessage
-from smsrouter.models import Direction, Message, Status
+from smsrouter.models import OPTED_OUT, Direction, Message, Status
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,13 @@ def _take(ready: list[OutgoingMessage]) -> list[OutgoingMessage]:
     for msg in claimed:
         msg.status = msg.record.status = Status.SENDING
         msg.record.attempts += 1
+    if len(claimed) < len(queued):
+        left = {msg.id: msg for msg in queued if msg.id not in won}
+        failed = [left[pk] for pk in statements.fail_opted_out(list(left), timezone.now())]
+        for msg in failed:
+            msg.status = msg.record.status = Status.FAILED
+            msg.error = msg.record.error = OPTED_OUT
+        signals.changed([msg.record for msg in failed])
     return born + claimed
 
 
@@ -169,7 +177,13 @@ def _claim_due(ids: Collection[int] | None, names: Sequence[str], limit: int) ->
                .exclude(due_at__gt=now))
         if ids is not None:
             due = due.filter(pk__in=list(ids))
-        won = statements.claim(list(due.order_by("pk").values_list("pk", flat=True)[:limit]), now)
+        wanted = list(due.order_by("pk").values_list("pk", flat=True)[:limit])
+        won = statements.claim(wanted, now)
+        if len(won) < len(wanted):
+            taken = set(won)
+            failed = statements.fail_opted_out([pk for pk in wanted if pk not in taken], now)
+            signals.changed(list(Message.objects.filter(pk__in=failed)
+                                 .select_related("connection__backend", "backend")))
         records = (Message.objects.filter(pk__in=won)
                    .select_related("connection__backend", "in_response_to").order_by("pk"))
         return [
@@ -225,9 +239,12 @@ def record(results: Sequence[tuple[OutgoingMessage, Outcome]]) -> Round:
     max_attempts = conf.get("SMSROUTER_SEND_MAX_ATTEMPTS")
     done = Round(claimed=len(results))
     alike: dict[tuple[str, str, datetime | None], list[int]] = defaultdict(list)
+    opted_out: dict[int, OutgoingMessage] = {}
     for msg, outcome in results:
         row = msg.record
         due_at = None
+        if outcome.opted_out:
+            opted_out[msg.connection.pk] = msg
         if outcome.sent:
             status, done.sent = Status.SENT, done.sent + 1
         elif outcome.temporary and row.attempts < max_attempts:
@@ -257,6 +274,8 @@ def record(results: Sequence[tuple[OutgoingMessage, Outcome]]) -> Round:
         logger.warning("%d message(s) will be retried, the first at %s: %s",
                        sum(map(len, done.retries.values())), done.retry_at.isoformat(), first.error)
     signals.changed([msg.record for msg, _ in results])
+    if opted_out:  # as the gateway said (Twilio's 21610): as if each had sent STOP
+        keywords.opt_out([msg.connection for msg in opted_out.values()])
     return done
 
 

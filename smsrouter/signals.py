@@ -24,3 +24,9 @@ def changed(messages: Sequence["Message"]) -> None:
     """Send messages_changed for these rows, if there are any and anyone listens."""
     if messages:
         messages_changed.send_robust(sender=type(messages[0]), messages=messages)
+
+#: A number opted out. Sent with `connection` (the Connection) and `message`: the STOP
+#: IncomingMessage, or None when a gateway's error said so (Twilio's 21610). Sent for
+#: every STOP, even from a number already opted out, so that whatever it should end (a
+#: conversation's session) ends; inside the transaction that routes or records it.
+opted_out = Signal()

@@ -10,19 +10,28 @@ through Django's cursor: values are adapted by the fields, errors translated
 
 A database that cannot return the rows it inserts (MySQL) gets the ORM instead, a row
 at a time where ids are wanted.
+
+Opt-out is decided here, in the statements that run anyway, from the database's own
+Connection row: a cached row in some process may not know yet that its number sent STOP
+to another. The INSERT of an outgoing message stores it "failed" (OPTED_OUT) when its
+number opted out, and the claim takes no row of an opted-out number; those it left are
+failed by `fail_opted_out()`, which runs only when a claim took fewer rows than asked.
+A STOP or START confirmation (fields[EXEMPT], set by smsrouter.keywords) is the one
+message that goes out all the same.
 """
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.constants import OnConflict
 
-from smsrouter.models import Connection, Message
+from smsrouter.models import OPTED_OUT, Connection, Direction, Message, Status
 
 #: Rows per INSERT and ids per UPDATE: under every database's limit on parameters
 #: (PostgreSQL's is 65,535), and the database may ask for fewer rows (SQLite does).
@@ -31,34 +40,103 @@ IDS_PER_UPDATE = 1000
 
 _meta = Message._meta
 _INSERTED = [field for field in _meta.concrete_fields if not field.primary_key]
+#: The fields key of an outgoing message that is sent even to an opted-out number: the
+#: STOP and START confirmations, which name the keyword they confirm.
+EXEMPT = "confirms"
+#: What an outgoing message's INSERT decides from its connection's row, not its own
+#: values: {position among _INSERTED: its value when the number opted out}.
+_DECIDED: dict[int, Any] = {
+    _INSERTED.index(_meta.get_field(name)): failed
+    for name, failed in (("status", str(Status.FAILED)), ("error", OPTED_OUT), ("attempts", 0))}
 
 
 def insert(records: Sequence[Message]) -> None:
     """INSERT new Message rows with as few statements as the database allows; each
-    record gets its pk. Several statements share one transaction."""
+    record gets its pk. Several statements share one transaction.
+
+    An outgoing record whose number opted out is stored, and comes back, "failed" with
+    OPTED_OUT and no attempt, unless it is exempt (fields[EXEMPT]).
+    """
     if not records:
         return
     connection = _connection()
     if not connection.features.can_return_rows_from_bulk_insert:  # nor does bulk_create
         with _together(connection, len(records)):
+            opted_out = _opted_out_among([r.connection_id for r in records if _checked(r)])
             for record in records:
+                if _checked(record) and record.connection_id in opted_out:
+                    _fail_opted_out(record)
                 record.save(force_insert=True, using=connection.alias)
         return
-    quote = connection.ops.quote_name
-    head = (f"INSERT INTO {quote(_meta.db_table)} "
-            f"({', '.join(quote(field.column) for field in _INSERTED)}) VALUES ")
-    row = f"({', '.join(['%s'] * len(_INSERTED))})"
-    tail = f" RETURNING {quote(_meta.pk.column)}"
+    sql = _insert_sql.get(connection.vendor) or _make_insert_sql(connection)
     size = max(1, min(ROWS_PER_INSERT, connection.ops.bulk_batch_size(_INSERTED, records)))
     chunks = [records[start:start + size] for start in range(0, len(records), size)]
     with _together(connection, len(chunks)), connection.cursor() as cursor:
         for chunk in chunks:
-            params = [field.get_db_prep_save(field.pre_save(record, True), connection)
-                      for record in chunk for field in _INSERTED]
-            cursor.execute(head + ", ".join([row] * len(chunk)) + tail, params)
-            for record, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
+            rows, params = [], []
+            for record in chunk:
+                values = [field.get_db_prep_save(field.pre_save(record, True), connection)
+                          for field in _INSERTED]
+                if _checked(record):
+                    rows.append(sql.checked)
+                    for n, value in enumerate(values):
+                        if n in _DECIDED:
+                            params += (record.connection_id, _DECIDED[n], value)
+                        else:
+                            params.append(value)
+                else:
+                    rows.append(sql.plain)
+                    params += values
+            cursor.execute(sql.head + ", ".join(rows) + sql.tail, params)
+            for record, (pk, status) in zip(chunk, cursor.fetchall(), strict=True):
                 record.pk = pk
                 record._state.adding, record._state.db = False, connection.alias
+                if status == Status.FAILED and record.status != Status.FAILED:
+                    _fail_opted_out(record)
+
+
+@dataclass(frozen=True)
+class _InsertSql:
+    head: str
+    plain: str  # a row's VALUES as given
+    checked: str  # a row's VALUES, with _DECIDED's columns decided by its connection's row
+    tail: str
+
+
+_insert_sql: dict[str, _InsertSql] = {}
+
+
+def _make_insert_sql(connection: BaseDatabaseWrapper) -> _InsertSql:
+    """The INSERT's parts for this database vendor, made once: put together for each
+    call, they cost more than the statement's own work on SQLite."""
+    quote = connection.ops.quote_name
+    when = (f"CASE WHEN EXISTS (SELECT 1 FROM {quote(Connection._meta.db_table)} "
+            f"WHERE {quote(Connection._meta.pk.column)} = %s AND "
+            f"{quote(Connection._meta.get_field('opted_out_at').column)} IS NOT NULL) "
+            "THEN %s ELSE %s END")
+    made = _insert_sql[connection.vendor] = _InsertSql(
+        head=(f"INSERT INTO {quote(_meta.db_table)} "
+              f"({', '.join(quote(field.column) for field in _INSERTED)}) VALUES "),
+        plain=f"({', '.join(['%s'] * len(_INSERTED))})",
+        checked=f"({', '.join(when if n in _DECIDED else '%s' for n in range(len(_INSERTED)))})",
+        tail=f" RETURNING {quote(_meta.pk.column)}, {quote(_meta.get_field('status').column)}")
+    return made
+
+
+def _checked(record: Message) -> bool:
+    """Whether the record's INSERT looks at its number's opt-out."""
+    return record.direction == Direction.OUT and EXEMPT not in record.fields
+
+
+def _fail_opted_out(record: Message) -> None:
+    record.status, record.error, record.attempts = Status.FAILED, OPTED_OUT, 0
+
+
+def _opted_out_among(connection_ids: Sequence[int]) -> set[int]:
+    if not connection_ids:
+        return set()
+    return set(Connection.objects.filter(pk__in=set(connection_ids), opted_out_at__isnull=False)
+               .values_list("pk", flat=True))
 
 
 def update(ids: Sequence[int], values: dict[str, Any], *, only_status: Sequence[str] = ()) -> None:
@@ -87,34 +165,99 @@ def update(ids: Sequence[int], values: dict[str, Any], *, only_status: Sequence[
 def claim(ids: Sequence[int], now: datetime) -> list[int]:
     """Take those of these outgoing rows that are queued and due for the caller: status
     "sending", attempts + 1, updated_at `now`. One UPDATE, which a row can pass only once
-    however many processes run it; the ids it took."""
+    however many processes run it; the ids it took. A row whose number opted out is not
+    taken (unless exempt): `fail_opted_out()` is for those."""
     if not ids:
         return []
     connection = _connection()
-    status, attempts = _meta.get_field("status"), _meta.get_field("attempts")
-    due_at, updated_at = _meta.get_field("due_at"), _meta.get_field("updated_at")
+    status, attempts, updated_at = (_meta.get_field(name) for name in ("status", "attempts", "updated_at"))
     if not connection.features.can_return_rows_from_bulk_insert:  # no UPDATE ... RETURNING
         rows = Message.objects.select_for_update().filter(pk__in=ids, status="queued").exclude(
-            due_at__gt=now)
+            due_at__gt=now).exclude(_OPTED_OUT_Q)
         taken = list(rows.values_list("pk", flat=True))
         Message.objects.filter(pk__in=taken).update(
             status="sending", attempts=F("attempts") + 1, updated_at=now)
         return taken
     quote = connection.ops.quote_name
-    when = updated_at.get_db_prep_save(now, connection)
-    taken = []
+    may_send, may_send_params = _may_send(connection)
+    return _take_due(connection, ids, now,
+                     f"{quote(status.column)} = %s, {quote(attempts.column)} = "
+                     f"{quote(attempts.column)} + 1, {quote(updated_at.column)} = %s",
+                     ["sending", updated_at.get_db_prep_save(now, connection)],
+                     may_send, may_send_params)
+
+
+def fail_opted_out(ids: Sequence[int], now: datetime) -> list[int]:
+    """Store as failed (OPTED_OUT) those of these queued, due rows that the claim left
+    because their number opted out; the ids it failed. For the rare claim that took fewer
+    rows than it was given: the common path runs no statement of its own for opt-out."""
+    if not ids:
+        return []
+    connection = _connection()
+    if not connection.features.can_return_rows_from_bulk_insert:
+        rows = Message.objects.filter(pk__in=ids, status="queued", direction=Direction.OUT).exclude(
+            due_at__gt=now).filter(_OPTED_OUT_Q)
+        failed = list(rows.values_list("pk", flat=True))
+        Message.objects.filter(pk__in=failed).update(status="failed", error=OPTED_OUT, updated_at=now)
+        return failed
+    quote = connection.ops.quote_name
+    status, error, updated_at = (_meta.get_field(name) for name in ("status", "error", "updated_at"))
+    may_send, may_send_params = _may_send(connection)
+    return _take_due(connection, ids, now,
+                     f"{quote(status.column)} = %s, {quote(error.column)} = %s, "
+                     f"{quote(updated_at.column)} = %s",
+                     ["failed", OPTED_OUT, updated_at.get_db_prep_save(now, connection)],
+                     f"NOT {may_send}", may_send_params)
+
+
+def _take_due(connection: BaseDatabaseWrapper, ids: Sequence[int], now: datetime,
+              assignments: str, values: list[Any], condition: str,
+              condition_params: list[Any]) -> list[int]:
+    """UPDATE those of these rows that are queued, due at `now` and meet `condition`; the
+    ids it changed."""
+    quote = connection.ops.quote_name
+    status, due_at = quote(_meta.get_field("status").column), quote(_meta.get_field("due_at").column)
+    when = _meta.get_field("due_at").get_db_prep_save(now, connection)
+    changed = []
     chunks = list(_chunked(ids, IDS_PER_UPDATE))
     with _together(connection, len(chunks)), connection.cursor() as cursor:
         for chunk in chunks:
             cursor.execute(
-                f"UPDATE {quote(_meta.db_table)} SET {quote(status.column)} = %s, "
-                f"{quote(attempts.column)} = {quote(attempts.column)} + 1, {quote(updated_at.column)} = %s "
-                f"WHERE {quote(_meta.pk.column)} IN ({_marks(chunk)}) AND {quote(status.column)} = %s "
-                f"AND ({quote(due_at.column)} IS NULL OR {quote(due_at.column)} <= %s) "
+                f"UPDATE {quote(_meta.db_table)} SET {assignments} "
+                f"WHERE {quote(_meta.pk.column)} IN ({_marks(chunk)}) AND {status} = %s "
+                f"AND ({due_at} IS NULL OR {due_at} <= %s) AND {condition} "
                 f"RETURNING {quote(_meta.pk.column)}",
-                ["sending", when, *chunk, "queued", when])
-            taken += [pk for (pk,) in cursor.fetchall()]
-    return taken
+                [*values, *chunk, "queued", when, *condition_params])
+            changed += [pk for (pk,) in cursor.fetchall()]
+    return changed
+
+
+#: An outgoing row that must not be sent: its number opted out and it is not exempt.
+_OPTED_OUT_Q = Q(connection__opted_out_at__isnull=False) & ~Q(fields__has_key=EXEMPT)
+
+
+_may_send_sql: dict[str, tuple[str, list[Any]]] = {}
+
+
+def _may_send(connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
+    """SQL that is true for a Message row that may be sent: its number did not opt out,
+    or it is exempt. Compiled from the ORM's own JSON lookup, as each database spells it,
+    once per database vendor."""
+    if (made := _may_send_sql.get(connection.vendor)) is None:
+        made = _may_send_sql[connection.vendor] = _make_may_send(connection)
+    return made
+
+
+def _make_may_send(connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
+    quote = connection.ops.quote_name
+    exempt = Message.objects.filter(fields__has_key=EXEMPT).query
+    exempt_sql, exempt_params = exempt.get_compiler(connection=connection).compile(exempt.where)
+    table = quote(Connection._meta.db_table)
+    sql = (f"(NOT EXISTS (SELECT 1 FROM {table} WHERE {table}.{quote(Connection._meta.pk.column)} = "
+           f"{quote(_meta.db_table)}.{quote(_meta.get_field('connection').column)} AND "
+           f"{table}.{quote(Connection._meta.get_field('opted_out_at').column)} IS NOT NULL) "
+           f"OR {exempt_sql})")
+    return sql, list(exempt_params)
 
 
 def connections_of(backend_id: int, identities: Sequence[str]) -> dict[str, Connection]:

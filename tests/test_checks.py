@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django.utils.translation import gettext_lazy
 
 from smsrouter import checks, conf, deploychecks, projectchecks
 
@@ -181,7 +182,8 @@ def test_handlers_and_apps_pass(settings):
     assert checks.check_apps() == []
 
 
-@pytest.mark.parametrize(("value", "expected"), [(None, []), ("Sorry", []), (42, [checks.E030])])
+@pytest.mark.parametrize(("value", "expected"), [(None, []), ("Sorry", []), (gettext_lazy("Sorry"), []),
+                                               (42, [checks.E030])])
 def test_default_response_is_text_or_none(settings, value, expected):
     settings.SMSROUTER_DEFAULT_RESPONSE = value
     assert checks.check_default_response() == expected

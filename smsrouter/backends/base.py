@@ -48,10 +48,15 @@ class Outcome:
     error: str = ""
     #: With an error: a later attempt may succeed.
     temporary: bool = False
+    #: With a permanent error: the gateway says the number opted out (Twilio's 21610). The
+    #: sender then marks the connection opted out, as a STOP from it would have.
+    opted_out: bool = False
 
     def __post_init__(self) -> None:
         if self.temporary and not self.error:
             raise ValueError("a temporary Outcome needs the error that makes it one")
+        if self.opted_out and (self.temporary or not self.error):
+            raise ValueError("an opted_out Outcome needs a permanent error")
         if problem := limits.external_id_problem(self.external_id):
             logger.warning("the gateway's id %.80r for a message %s: it is dropped, so no "
                            "delivery report can find the message", self.external_id, problem)

@@ -26,6 +26,8 @@ from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
 
 API_URL = "https://api.twilio.com"
+#: Twilio's error for a number that sent it STOP: nothing may go to it until it sends START.
+UNSUBSCRIBED = 21610
 SIGNATURE_HEADER = "X-Twilio-Signature"
 #: The most media one message can carry: Twilio's limit, which NumMedia may not pass.
 MAX_MEDIA = 10
@@ -60,7 +62,11 @@ def signature(auth_token: str, url: str, params: Mapping[str, str | Sequence[str
         values = params[name]
         for value in sorted({values} if isinstance(values, str) else set(values)):
             payload += name + value
-    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    # A body in another charset (utf-7, say) can decode to lone surrogates, which no real
+    # Twilio request holds: encoded as they are, so such a request is checked like any
+    # other instead of raising (a 500).
+    digest = hmac.new(auth_token.encode(), payload.encode("utf-8", "surrogatepass"),
+                      hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
 
@@ -194,7 +200,11 @@ class TwilioBackend(BaseBackend):
         could not take (unreachable, 429, 5xx) fails alone too, as temporary.
         """
         callback = self.status_callback_url()
-        return await self.send_each(messages, lambda msg: self._send_one(msg, callback))
+
+        async def part(single: Sequence[OutgoingMessage]) -> list[Outcome]:
+            return [await self._send_one(single[0], callback)]
+
+        return await self.send_parts([[msg] for msg in messages], part)
 
     def status_callback_url(self) -> str | None:
         """Where Twilio reports each message's fate; None without public_url to reach us."""
@@ -202,8 +212,9 @@ class TwilioBackend(BaseBackend):
             return public_url.rstrip("/") + reverse("smsrouter:status", args=[self.name])
         return None
 
-    async def _send_one(self, msg: OutgoingMessage, callback: str | None) -> str:
-        """Send one message; Twilio's sid for it."""
+    async def _send_one(self, msg: OutgoingMessage, callback: str | None) -> Outcome:
+        """Send one message: Twilio's sid for it, or its refusal because the number
+        opted out (error 21610, "Attempt to send to unsubscribed recipient")."""
         account_sid = self.config["account_sid"]
         api_url = self.config.get("api_url", API_URL).rstrip("/")
         form = {"To": msg.connection.identity, "Body": msg.text}
@@ -217,8 +228,11 @@ class TwilioBackend(BaseBackend):
             "POST", f"{api_url}/2010-04-01/Accounts/{account_sid}/Messages.json",
             data=form, auth=(account_sid, self.config["auth_token"]), timeout=self.config.get("timeout"),
         )
+        if 400 <= answer.status < 500 and _twilio_code(answer) == UNSUBSCRIBED:
+            return Outcome(error=f"{answer.where} answered {answer.status}: "
+                           f"{_twilio_error(answer)}", opted_out=True)
         answer.raise_for_status(detail=_twilio_error(answer))
-        return _sid(answer)
+        return Outcome(external_id=_sid(answer))
 
 
 def _sid(answer: httpclient.Answer) -> str:
@@ -232,6 +246,13 @@ def _sid(answer: httpclient.Answer) -> str:
         raise PermanentSendError(
             f"{answer.where} answered {answer.status} without a message sid: {answer.text[:300]}")
     return sid
+
+
+def _twilio_code(answer: httpclient.Answer) -> object:
+    try:
+        return answer.json().get("code")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _twilio_error(answer: httpclient.Answer) -> str | None:

@@ -22,7 +22,7 @@ from smsrouter.api import send
 from smsrouter.backends import backends
 from smsrouter.exceptions import SmsRouterError
 from smsrouter.messages import OutgoingMessage
-from smsrouter.models import Status
+from smsrouter.models import OPTED_OUT, Status
 
 BATCH = 1000
 #: Failed messages shown with their error; the rest are counted.
@@ -51,12 +51,15 @@ class Tally:
     waiting: int = 0  # for a sender in another process
     duplicates: int = 0
     blank_rows: int = 0
+    opted_out: int = 0  # stored failed, no gateway called: the number had sent STOP
 
     def add(self, messages: Sequence[OutgoingMessage]) -> None:
         now = timezone.now()
         for msg in messages:
             if msg.status in (Status.SENT, Status.DELIVERED):
                 self.sent += 1
+            elif msg.status == Status.FAILED and msg.error == OPTED_OUT:
+                self.opted_out += 1
             elif msg.status == Status.FAILED:
                 self.failed += 1
                 if len(self.errors) < ERRORS_SHOWN:
@@ -76,11 +79,15 @@ class Tally:
 
     @property
     def skipped(self) -> int:
-        return self.duplicates + self.blank_rows
+        return self.duplicates + self.blank_rows + self.opted_out
 
     def lines(self, when: datetime | None) -> list[str]:
+        why = ""
+        if self.opted_out:
+            why = (" (opted out)" if self.opted_out == self.skipped
+                   else f" ({self.opted_out} opted out)")
         lines = [(f"{self.sent} sent, {self.failed} failed, {self.queued} queued for later, "
-                  f"{self.skipped} skipped.")]
+                  f"{self.skipped} skipped{why}.")]
         if self.failed:
             lines.append("Failed:" if self.failed <= ERRORS_SHOWN else
                          f"Failed, the first {ERRORS_SHOWN} of {self.failed} (the admin lists "
@@ -98,7 +105,8 @@ class Tally:
             lines.append(f"Left to {sender}: {self.waiting}.")
         skipped = [f"{count} {what}" for count, what in (
             (self.duplicates, "number(s) given more than once (sent once)"),
-            (self.blank_rows, "CSV row(s) without a number")) if count]
+            (self.blank_rows, "CSV row(s) without a number"),
+            (self.opted_out, "number(s) opted out (stored failed, not sent)")) if count]
         if skipped:
             lines.append(f"Skipped: {', '.join(skipped)}.")
         return lines
@@ -110,8 +118,8 @@ class Command(BaseCommand):
         "'phone' column). Stored, then sent in batches; --at schedules them. Prints how many "
         "were sent, failed (the first errors, by number), queued for later (scheduled, to be "
         "retried, or left to a sender in another process) and skipped: a number given more "
-        "than once, as the backend writes it, is sent once, and a CSV row without a number "
-        "is skipped. Exits with status 1 when no message was sent or queued for later."
+        "than once, as the backend writes it, is sent once, a CSV row without a number "
+        "is skipped, and so is a number that opted out (its message is stored failed). Exits with status 1 when no message was sent or queued for later."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
