@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,6 +29,7 @@ INSTALLED_APPS = [
     "channels",
     "smsrouter",
     "smsrouter.contrib.httptester",
+    "smsrouter.contrib.conversations",
 ]
 
 MIDDLEWARE = [
@@ -74,6 +76,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
+# The languages a contact may choose with `LANG <code>`; demo/locale translates the
+# demo's own texts (the REGISTER dialogue, the default reply, the help text).
+LANGUAGES = [("en", "English"), ("fr", "Français"), ("sw", "Kiswahili")]
+LOCALE_PATHS = [BASE_DIR / "demo" / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -111,15 +117,22 @@ INSTALLED_BACKENDS = {
     "httptester-private": {"ENGINE": "smsrouter.backends.httptester.HttpTesterBackend"},
 }
 SMSROUTER_APPS = [
+    # First, so that an answer reaches its session before a keyword handler sees it.
+    "smsrouter.contrib.conversations.ConversationsApp",
     "smsrouter.contrib.echo.EchoApp",
     "demo.sms.JoinHandler",
     "demo.sms.AddHandler",
     "demo.sms.StatsApp",
 ]
 SMSROUTER_PROCESSING = os.environ.get("SMSROUTER_PROCESSING", "inline")
-SMSROUTER_DEFAULT_RESPONSE = (
+SMSROUTER_DEFAULT_RESPONSE = _(
     "Sorry, I didn't understand. Try: ECHO <text>, PING, JOIN <name> or ADD 2 3."
 )
+SMSROUTER_HELP = _(
+    "Send REGISTER to register, STOP to receive no more messages, START to receive them "
+    "again, or LANG <code> to change your language (en, fr, sw)."
+)
+SMSROUTER_CONVERSATIONS = ["demo.sms.Register"]
 # The httptester, the page `make run` opens, follows DEBUG: with DEBUG on, this machine's
 # browser and scripts use it without a login; with DEBUG off it is not served at all, and
 # True would serve it to staff users only (docs/security.md).

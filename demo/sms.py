@@ -1,8 +1,11 @@
-"""The demo's own SMS commands (a keyword handler, a pattern handler) and an app with a resource."""
+"""The demo's own SMS commands (a keyword handler, a pattern handler), the REGISTER
+dialogue (a conversation) and an app with a resource."""
 
 from django.db.models import Count
+from django.utils.translation import gettext_lazy as _
 
 from smsrouter import App
+from smsrouter.contrib.conversations import Registration, Step
 from smsrouter.contrib.handlers import KeywordHandler, PatternHandler
 from smsrouter.models import Contact, Message
 from smsrouter.resources import Request, Response
@@ -11,7 +14,7 @@ from smsrouter.resources import Request, Response
 class JoinHandler(KeywordHandler):
     """`join <name>` registers the sender as a contact under that name."""
 
-    keyword = "join|register"
+    keyword = "join"
 
     def help(self) -> None:
         self.respond("To register, send JOIN followed by your name.")
@@ -24,6 +27,18 @@ class JoinHandler(KeywordHandler):
         else:
             Contact.objects.filter(pk=connection.contact_id).update(name=text)
         self.respond(f"Thank you {text}, you are registered.")
+
+
+class Register(Registration):
+    """REGISTER asks a name and an age, then links the sender to a Contact of that name."""
+
+    trigger = "register"
+    steps = [
+        Step("name", _("What is your name?")),
+        Step("age", _("How old are you, {name}?"), parse=int,
+             error=_("Please send your age as a number.")),
+    ]
+    done = _("Thanks {name}, you are registered.")
 
 
 class AddHandler(PatternHandler):

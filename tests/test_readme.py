@@ -105,6 +105,10 @@ RUN_HERE = {
     'smsrouter.send("Clinic day tomorrow", numbers': "test_the_scheduled_send_waits_until_due",
     "@app.on_after_finalize.connect": "test_the_celery_schedule_installs_the_sweeper",
     "group = sms-service": "test_the_kannel_service_is_the_one_docs_backends_kannel_md_gives",
+    "class Survey(Conversation):": "test_the_conversations_example_runs_as_written",
+    'INSTALLED_APPS += ["smsrouter.contrib.conversations"]':
+        "test_the_conversations_example_runs_as_written",
+    "def test_survey(sms):": "test_the_conversations_example_runs_as_written",
 }
 #: How a line of each block that no test runs starts, and why.
 NOT_RUN = {
@@ -206,6 +210,22 @@ def test_the_survey_app_routes_as_described(sms, settings, readme_module):
     assert sms.receive("survey yes").texts() == ["Thanks, your answer is recorded."]
     assert sms.receive("echo hi").texts() == ["hi"]  # not handled: later apps' handle() run
     assert sms.outbox.texts() == ["Thanks, your answer is recorded.", "hi"]
+
+
+def test_the_conversations_example_runs_as_written(sms, settings, readme_module):
+    """The survey, its settings lines (on the suite's settings, where the app is installed)
+    and the README's own test of it, each as the README writes them."""
+    exec(block("class Survey(Conversation):").text, readme_module.__dict__)
+    lines = {"INSTALLED_APPS": list(settings.INSTALLED_APPS),
+             "SMSROUTER_APPS": list(settings.SMSROUTER_APPS)}
+    exec(block('INSTALLED_APPS += ["smsrouter.contrib.conversations"]').text, lines)
+    assert set(lines["INSTALLED_APPS"]) == set(settings.INSTALLED_APPS)
+    settings.SMSROUTER_APPS = lines["SMSROUTER_APPS"]
+    settings.SMSROUTER_CONVERSATIONS = [path.replace("mysite.sms.", "readme_example.")
+                                        for path in lines["SMSROUTER_CONVERSATIONS"]]
+    test = {}
+    exec(block("def test_survey(sms):").text, test)
+    test["test_survey"](sms)
 
 
 def run_statements(source: str, namespace: dict) -> None:
