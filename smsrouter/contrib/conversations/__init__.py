@@ -8,8 +8,9 @@ The public names load lazily (PEP 562): Django imports this package before the a
 registry is ready, and the names need the models.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from smsrouter import lazynames
 
 __all__ = ["Conversation", "ConversationsApp", "Registration", "Step", "register"]
 _HOMES = {
@@ -26,11 +27,4 @@ if TYPE_CHECKING:
     from smsrouter.contrib.conversations.registration import Registration, register
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazynames.exports(__name__, _HOMES, __all__, globals())
