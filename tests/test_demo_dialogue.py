@@ -1,6 +1,9 @@
 """The demo's dialogue (issue 15), through the demo's own apps and settings: REGISTER,
 HELP mid-session, STOP and START, LANG; in inline mode here, by a worker in Celery mode."""
 
+import urllib.parse
+import urllib.request
+
 import pytest
 
 import smsrouter
@@ -82,3 +85,31 @@ def test_the_dialogue_in_celery_mode(db, queued, settings):
 @pytest.mark.parametrize("text", ["register", " Register ", "REGISTER,"])
 def test_the_trigger_is_a_keyword(sms, text):
     assert say(sms, text) == ["What is your name?"]
+
+
+@pytest.mark.processes
+def test_the_dialogue_in_celery_mode_with_real_processes(tmp_path, gateway):
+    """A web server that only stores, a Celery worker that routes and sends, on PostgreSQL
+    and Redis: each answer is posted once the reply to the one before reached the gateway,
+    as a person would answer, and each is taken by the session in the database."""
+    from tests.stack import Stack
+
+    stack = Stack(tmp_path, processing="celery", gateway_url=gateway.url,
+                  settings="tests.dialogue_settings")
+    try:
+        base = stack.start_web()
+        stack.start_celery_worker()
+        expected = ["What is your name?", "How old are you, Amina?",
+                    "Please send your age as a number.", REGISTERED]
+        for n, text in enumerate(["REGISTER", "Amina", "abc", "34"], start=1):
+            data = urllib.parse.urlencode({"from": PHONE, "text": text}).encode()
+            with urllib.request.urlopen(f"{base}/backend/gw/", data, timeout=30) as response:
+                assert response.status == 200
+            stack.wait_until(lambda: len(gateway.requests), lambda seen, n=n: seen >= n, 30,
+                             f"the reply to {text!r}")
+        assert [seen.form()["text"] for seen in gateway.requests] == expected
+        assert stack.query("SELECT status, closed_at_step FROM conversations_session") == [
+            ("done", "age")]
+        assert stack.query("SELECT name FROM smsrouter_contact") == [("Amina",)]
+    finally:
+        stack.close()
