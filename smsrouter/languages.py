@@ -43,7 +43,9 @@ def language_of(connection: Connection) -> str | None:
 
     Read from the database each time (one query, by primary key) rather than from
     `connection.contact`, which the process-wide Connection cache would keep stale after
-    a LANG handled elsewhere; a connection with no contact costs no query.
+    a LANG handled elsewhere; a connection with no contact costs no query. Its
+    `contact_id` is trusted: the INSERT of each inbound message reads it afresh
+    (smsrouter.statements), so a contact linked by another process is seen.
     """
     if connection.contact_id is None:
         return None

@@ -52,6 +52,12 @@ class Connection(models.Model):
         help_text="When the number sent STOP (or its gateway said it had opted out): nothing "
                   "but the START confirmation is sent to it until it sends START.",
     )
+    in_session = models.BooleanField(
+        default=False, db_default=False,  # a database default too: raw INSERTs omit it
+        help_text="Whether the number has an active conversation session (set by "
+                  "smsrouter.contrib.conversations): read back by each inbound message's "
+                  "INSERT, so that a message with none costs no query of the sessions.",
+    )
 
     class Meta:
         constraints = [

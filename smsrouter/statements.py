@@ -18,6 +18,10 @@ number opted out, and the claim takes no row of an opted-out number; those it le
 failed by `fail_opted_out()`, which runs only when a claim took fewer rows than asked.
 A STOP or START confirmation (fields[EXEMPT], set by smsrouter.keywords) is the one
 message that goes out all the same.
+
+The INSERT of incoming messages reads back, from the same Connection row, the number's
+contact and whether it has an active conversation session, into the record's (cached)
+connection: routing then knows both without a query of its own (`connection_read()`).
 """
 
 from collections.abc import Iterator, Sequence
@@ -55,7 +59,8 @@ def insert(records: Sequence[Message]) -> None:
     record gets its pk. Several statements share one transaction.
 
     An outgoing record whose number opted out is stored, and comes back, "failed" with
-    OPTED_OUT and no attempt, unless it is exempt (fields[EXEMPT]).
+    OPTED_OUT and no attempt, unless it is exempt (fields[EXEMPT]). An incoming record's
+    connection gets its row's `contact_id` and `in_session` as they are now.
     """
     if not records:
         return
@@ -67,6 +72,7 @@ def insert(records: Sequence[Message]) -> None:
                 if _checked(record) and record.connection_id in opted_out:
                     _fail_opted_out(record)
                 record.save(force_insert=True, using=connection.alias)
+            _read_connections([r for r in records if r.direction == Direction.IN])
         return
     sql = _insert_sql.get(connection.vendor) or _make_insert_sql(connection)
     size = max(1, min(ROWS_PER_INSERT, connection.ops.bulk_batch_size(_INSERTED, records)))
@@ -87,12 +93,16 @@ def insert(records: Sequence[Message]) -> None:
                 else:
                     rows.append(sql.plain)
                     params += values
-            cursor.execute(sql.head + ", ".join(rows) + sql.tail, params)
-            for record, (pk, status) in zip(chunk, cursor.fetchall(), strict=True):
+            inbound = any(record.direction == Direction.IN for record in chunk)
+            cursor.execute(sql.head + ", ".join(rows) + (sql.tail_in if inbound else sql.tail),
+                           params)
+            for record, (pk, status, *read) in zip(chunk, cursor.fetchall(), strict=True):
                 record.pk = pk
                 record._state.adding, record._state.db = False, connection.alias
                 if status == Status.FAILED and record.status != Status.FAILED:
                     _fail_opted_out(record)
+                if record.direction == Direction.IN:
+                    _set_read(record, *read)
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,7 @@ class _InsertSql:
     plain: str  # a row's VALUES as given
     checked: str  # a row's VALUES, with _DECIDED's columns decided by its connection's row
     tail: str
+    tail_in: str  # `tail`, and each row's connection's contact_id and in_session
 
 
 _insert_sql: dict[str, _InsertSql] = {}
@@ -114,13 +125,55 @@ def _make_insert_sql(connection: BaseDatabaseWrapper) -> _InsertSql:
             f"WHERE {quote(Connection._meta.pk.column)} = %s AND "
             f"{quote(Connection._meta.get_field('opted_out_at').column)} IS NOT NULL) "
             "THEN %s ELSE %s END")
+    connection_table, connection_pk = quote(Connection._meta.db_table), quote(Connection._meta.pk.column)
+    own_connection = f"{quote(_meta.db_table)}.{quote(_meta.get_field('connection').column)}"
+    read = [f"(SELECT {quote(Connection._meta.get_field(name).column)} FROM {connection_table} "
+            f"WHERE {connection_pk} = {own_connection})" for name in _READ]
+    tail = f" RETURNING {quote(_meta.pk.column)}, {quote(_meta.get_field('status').column)}"
     made = _insert_sql[connection.vendor] = _InsertSql(
         head=(f"INSERT INTO {quote(_meta.db_table)} "
               f"({', '.join(quote(field.column) for field in _INSERTED)}) VALUES "),
         plain=f"({', '.join(['%s'] * len(_INSERTED))})",
         checked=f"({', '.join(when if n in _DECIDED else '%s' for n in range(len(_INSERTED)))})",
-        tail=f" RETURNING {quote(_meta.pk.column)}, {quote(_meta.get_field('status').column)}")
+        tail=tail,
+        tail_in=f"{tail}, {', '.join(read)}")
     return made
+
+
+#: What an incoming message's INSERT reads back from its connection's row.
+_READ = ("contact", "in_session")
+_READ_MARK = "_smsrouter_connection_read"
+
+
+def connection_read(record: Message) -> bool:
+    """Whether the record's connection holds its row's `contact_id` and `in_session` as
+    the INSERT that stored the record read them: then a cached copy is not stale for
+    this message, and its routing need not ask the database. False for rows read back
+    later (a worker's claim), whose connection objects are not shared between messages,
+    so that what one message's routing changed would go unseen by the next."""
+    return getattr(record, _READ_MARK, False)
+
+
+def _set_read(record: Message, contact_id: int | None, in_session: Any) -> None:
+    if not Message.connection.is_cached(record):
+        return  # no connection object to bring up to date
+    connection = record.connection
+    if connection.contact_id != contact_id:  # linked elsewhere: its cached contact is stale
+        connection._state.fields_cache.pop(Connection.contact.field.cache_name, None)
+        connection.contact_id = contact_id
+    connection.in_session = bool(in_session)
+    setattr(record, _READ_MARK, True)
+
+
+def _read_connections(records: Sequence[Message]) -> None:
+    """What the INSERT reads back where it cannot: one query for the records' connections."""
+    if not records:
+        return
+    rows = {pk: read for pk, *read in Connection.objects.filter(
+        pk__in={record.connection_id for record in records}).values_list("pk", *(
+            Connection._meta.get_field(name).attname for name in _READ))}
+    for record in records:
+        _set_read(record, *rows[record.connection_id])
 
 
 def _checked(record: Message) -> bool:

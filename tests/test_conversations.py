@@ -327,3 +327,59 @@ def test_the_package_names_its_public_api():
     assert all(getattr(package, name).__name__ == name for name in package.__all__)
     with pytest.raises(AttributeError, match="has no attribute 'Session'"):
         package.Session  # noqa: B018
+
+
+@pytest.mark.sms_apps(APP, "smsrouter.contrib.echo.EchoApp")
+def test_a_session_opened_by_another_process_takes_the_next_message(sms, conversations):
+    """The session row and the connection's flag were written behind this process's
+    cached Connection, which says "no session": the answer reaches the session."""
+    cached = get_connection(sms.backend, PHONE)
+    with transaction.atomic():
+        Session.objects.create(connection_id=cached.pk, conversation=Survey.name(), step="name",
+                               started_at=timezone.now(), updated_at=timezone.now(),
+                               expires_at=timezone.now() + timedelta(hours=1))
+        Connection.objects.filter(pk=cached.pk).update(in_session=True)
+    assert not cached.in_session
+    assert sms.receive("echo Amina", PHONE).texts() == ["How old are you, echo Amina?"]
+    assert only_session().answers == {"name": "echo Amina"}
+
+
+@pytest.mark.sms_apps(APP, "smsrouter.contrib.echo.EchoApp")
+def test_a_message_outside_any_session_asks_nothing_of_the_sessions(sms, conversations):
+    from django.test.utils import CaptureQueriesContext
+
+    sms.receive("echo warm", PHONE)  # the connection made and cached
+    with CaptureQueriesContext(db) as queries:
+        assert sms.receive("echo hi", PHONE).texts() == ["hi"]
+    assert queries.captured_queries
+    assert not [q["sql"] for q in queries.captured_queries if Session._meta.db_table in q["sql"]]
+
+
+@pytest.mark.sms_apps(APP, "smsrouter.contrib.echo.EchoApp")
+def test_opening_and_closing_a_session_set_the_connections_flag(sms, conversations):
+    sms.receive("survey", PHONE)
+    cached = get_connection(sms.backend, PHONE)
+    assert cached.in_session and Connection.objects.get(pk=cached.pk).in_session
+    for text in ["Amina", "34", "tea"]:
+        sms.receive(text, PHONE)
+    assert not cached.in_session and not Connection.objects.get(pk=cached.pk).in_session
+    assert sms.receive("echo after", PHONE).texts() == ["after"]
+
+
+@pytest.mark.django_db
+def test_a_worker_asks_the_sessions_table(conversations):
+    """Rows a worker claims were not read by an INSERT of its own: though its connection
+    object says "no session", it asks, and the answer reaches the session."""
+    from smsrouter.contrib.conversations import sessions
+    from smsrouter.messages import IncomingMessage
+
+    connection = get_connection("test", PHONE)
+    Session.objects.create(connection_id=connection.pk, conversation=Survey.name(), step="name",
+                           started_at=timezone.now(), updated_at=timezone.now(),
+                           expires_at=timezone.now() + timedelta(hours=1))
+    record = Message.objects.create(direction="in", backend=connection.backend,
+                                    connection=connection, text="Amina", status="received")
+    msg = IncomingMessage(Message.objects.get(pk=record.pk), connection)
+    assert not connection.in_session
+    assert sessions.take(msg)
+    assert only_session().answers == {"name": "Amina"}

@@ -279,3 +279,17 @@ def test_stop_and_start_confirm_in_the_contacts_language(sms):
     assert sms.receive("STOP", "+15550000002").texts() == [
         "Hutapokea ujumbe tena. Tuma START ili kujiunga tena."]
     assert sms.receive("start", "+15550000002").texts() == ["Karibu tena. Utapokea ujumbe tena."]
+
+
+@pytest.mark.sms_apps("tests.test_languages.EagerApp")
+def test_a_contact_linked_elsewhere_is_spoken_to_in_its_language(sms):
+    """This process's cached Connection has no contact; the row has one, linked by
+    another process, whose language is Swahili: the reply is in Swahili."""
+    import smsrouter
+
+    cached = get_connection("test", "+15550000002")
+    Connection.objects.filter(pk=cached.pk).update(contact=Contact.objects.create(language="sw"))
+    assert cached.contact_id is None
+    msg = smsrouter.incoming("test", "+15550000002", "hi")
+    assert msg.connection is cached
+    assert [reply.text for reply in msg.responses] == [REQUIRED_SW]

@@ -137,3 +137,43 @@ def test_a_database_that_cannot_return_inserted_rows_gets_the_orm(number, monkey
     made = statements.connections_of(number.backend_id, ["+1", "+2"])
     assert made["+1"].pk == number.pk
     assert made["+2"].pk == Connection.objects.get(identity="+2").pk
+
+
+def _stale(number):
+    """`number` as a cache would hold it, while another process linked a contact to its
+    row and opened a session for it."""
+    from smsrouter.models import Contact
+
+    contact = Contact.objects.create(language="sw")
+    Connection.objects.filter(pk=number.pk).update(contact=contact, in_session=True)
+    assert (number.contact_id, number.in_session) == (None, False)
+    return contact
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "orm"])
+def test_an_incoming_insert_reads_its_connections_row_afresh(number, monkeypatch, returning):
+    if not returning:
+        monkeypatch.setattr(type(db.features), "can_return_rows_from_bulk_insert", False)
+    number.contact = None  # a cached related object, which must not outlive the change
+    contact = _stale(number)
+    record = new(number)
+    assert not statements.connection_read(record)
+    statements.insert([record])
+    assert statements.connection_read(record)
+    assert (number.contact_id, number.in_session) == (contact.pk, True)
+    assert number.contact == contact
+
+
+def test_an_incoming_insert_reads_the_row_in_the_same_statement(number, django_assert_num_queries):
+    _stale(number)
+    with django_assert_num_queries(1):
+        statements.insert([new(number), new(number, "again")])
+    assert number.in_session
+
+
+def test_an_outgoing_insert_reads_no_connection(number):
+    _stale(number)
+    record = new(number, direction="out", status="queued")
+    statements.insert([record])
+    assert not statements.connection_read(record)
+    assert (number.contact_id, number.in_session) == (None, False)

@@ -32,14 +32,14 @@ def take(msg: IncomingMessage) -> bool:
     """Route `msg` to its sender's session, or start the conversation it triggers;
     whether it was taken.
 
-    The common message (no session, no trigger) costs one indexed query and no
-    transaction. Otherwise the work runs in a transaction (a savepoint in the caller's,
+    The common message (no session, no trigger) costs no query and no transaction: its
+    INSERT read whether its number is in a session (`state.may_have_active()`). Otherwise the work runs in a transaction (a savepoint in the caller's,
     if any) on the locked session row.
     """
     conversations = listed()
     if not conversations:
         return False
-    if not state.has_active(msg.connection) and _triggered(conversations, msg.text) is None:
+    if not state.may_have_active(msg) and _triggered(conversations, msg.text) is None:
         return False
     with transaction.atomic():
         session = state.active(msg.connection)
