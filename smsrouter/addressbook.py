@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete
 
 from smsrouter import limits, statements
-from smsrouter.models import Backend, Connection
+from smsrouter.models import Backend, Connection, Contact
 
 MAX_CACHED_CONNECTIONS = 10_000
 CHUNK = 500
@@ -77,6 +77,27 @@ def _check(identity: str) -> str:
     if problem := limits.identity_problem(identity):
         raise ValueError(f"identity {identity[:40]!r} {problem}.")
     return identity
+
+
+def update_contact(connection: Connection, **values: str) -> Contact:
+    """The connection's contact with `values` set: its own, or a new one linked to it.
+
+    The link is read from the locked row, not from `connection`, which may be this
+    process's cached copy: it does not know of a contact that another process made, and
+    two messages from one new number must not make two contacts."""
+    with transaction.atomic():
+        contact_id = (Connection.objects.select_for_update().filter(pk=connection.pk)
+                      .values_list("contact_id", flat=True).get())
+        contact = Contact.objects.filter(pk=contact_id).first() if contact_id else None
+        if contact is None:
+            contact = Contact.objects.create(**values)
+            Connection.objects.filter(pk=connection.pk).update(contact=contact)
+        else:
+            for name, value in values.items():
+                setattr(contact, name, value)
+            contact.save(update_fields=list(values))
+    connection.contact = contact
+    return contact
 
 
 def trust_uncommitted(trusting: bool) -> None:

@@ -18,11 +18,11 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from smsrouter import addressbook
 from smsrouter.models import Connection, Contact
 
 if TYPE_CHECKING:
@@ -120,18 +120,7 @@ def set_language(connection: Connection, code: str | None) -> str:
             raise ValueError(str(MISSING_CODE) % {"codes": listed})
         raise ValueError(str(UNKNOWN_CODE) % {"code": wanted[:10], "codes": listed})
     language = by_lower[wanted]
-    with transaction.atomic():
-        # Locked, and read afresh: two LANGs from one new number must not make two contacts.
-        contact_id = (Connection.objects.select_for_update().filter(pk=connection.pk)
-                      .values_list("contact_id", flat=True).get())
-        contact = Contact.objects.filter(pk=contact_id).first() if contact_id else None
-        if contact is None:
-            contact = Contact.objects.create(language=language)
-            Connection.objects.filter(pk=connection.pk).update(contact=contact)
-        else:
-            contact.language = language
-            contact.save(update_fields=["language"])
-    connection.contact = contact
+    addressbook.update_contact(connection, language=language)
     with translation.override(language):
         return str(CONFIRMATION) % {"language": _name_of(language)}
 

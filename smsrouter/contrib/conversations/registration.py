@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from django.db import transaction
-
+from smsrouter.addressbook import update_contact
 from smsrouter.contrib.conversations.definition import Conversation
 from smsrouter.models import Connection, Contact
 
@@ -20,23 +19,10 @@ if TYPE_CHECKING:
 
 
 def register(connection: Connection, name: str) -> Contact:
-    """Link `connection` to a Contact called `name`: its own, renamed, or a new one.
-
-    The link is read from the locked row, not from `connection`: that may be this
-    process's cached copy, which does not know of a contact that another process made
-    (LANG from a number with none makes one, with the number's language)."""
-    name = name.strip()[:Contact._meta.get_field("name").max_length]
-    with transaction.atomic():
-        contact_id = (Connection.objects.select_for_update().filter(pk=connection.pk)
-                      .values_list("contact_id", flat=True).get())
-        if contact_id is None:
-            contact = Contact.objects.create(name=name)
-            Connection.objects.filter(pk=connection.pk).update(contact=contact)
-        else:
-            Contact.objects.filter(pk=contact_id).update(name=name)
-            contact = Contact.objects.get(pk=contact_id)
-    connection.contact = contact
-    return contact
+    """Link `connection` to a Contact called `name`: its own, renamed (keeping the
+    language LANG gave it, perhaps in another process), or a new one."""
+    return update_contact(connection,
+                          name=name.strip()[:Contact._meta.get_field("name").max_length])
 
 
 class Registration(Conversation):
