@@ -19,7 +19,7 @@ from functools import partial
 from django.db import DatabaseError, transaction
 from django.utils.functional import Promise
 
-from smsrouter import dispatch, keywords, languages, limits, recipients, signals, statements
+from smsrouter import connectionrow, dispatch, keywords, languages, limits, recipients, signals, statements
 from smsrouter.backends import backends
 from smsrouter.groupcommit import GroupCommit, together_or_alone
 from smsrouter.messages import OutgoingMessage
@@ -45,7 +45,7 @@ def store(batches: Sequence[Batch], due_at: datetime | None = None) -> list[Outg
         # What is stored is what is sent: NUL and lone surrogates become U+FFFD.
         msg.text, fields = limits.outgoing_text(msg.text)
         if isinstance(msg, keywords.Confirmation):  # sent even to an opted-out number
-            fields = {**fields, statements.EXEMPT: msg.keyword}
+            fields = {**fields, connectionrow.EXEMPT: msg.keyword}
         records.append(Message(
             direction=Direction.OUT, backend_id=msg.connection.backend_id,
             connection=msg.connection, text=msg.text, segments=limits.segments(msg.text),

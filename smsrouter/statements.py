@@ -11,17 +11,8 @@ through Django's cursor: values are adapted by the fields, errors translated
 A database that cannot return the rows it inserts (MySQL) gets the ORM instead, a row
 at a time where ids are wanted.
 
-Opt-out is decided here, in the statements that run anyway, from the database's own
-Connection row: a cached row in some process may not know yet that its number sent STOP
-to another. The INSERT of an outgoing message stores it "failed" (OPTED_OUT) when its
-number opted out, and the claim takes no row of an opted-out number; those it left are
-failed by `fail_opted_out()`, which runs only when a claim took fewer rows than asked.
-A STOP or START confirmation (fields[EXEMPT], set by smsrouter.keywords) is the one
-message that goes out all the same.
-
-The INSERT of incoming messages reads back, from the same Connection row, the number's
-contact and whether it has an active conversation session, into the record's (cached)
-connection: routing then knows both without a query of its own (`connection_read()`).
+Opt-out and the read-back of each incoming message's Connection row are decided inside
+these statements; what they decide from that row is smsrouter.connectionrow's.
 """
 
 from collections.abc import Iterator, Sequence
@@ -32,9 +23,10 @@ from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.constants import OnConflict
 
+from smsrouter import connectionrow
 from smsrouter.models import OPTED_OUT, Connection, Direction, Message, Status
 
 #: Rows per INSERT and ids per UPDATE: under every database's limit on parameters
@@ -44,9 +36,6 @@ IDS_PER_UPDATE = 1000
 
 _meta = Message._meta
 _INSERTED = [field for field in _meta.concrete_fields if not field.primary_key]
-#: The fields key of an outgoing message that is sent even to an opted-out number: the
-#: STOP and START confirmations, which name the keyword they confirm.
-EXEMPT = "confirms"
 #: What an outgoing message's INSERT decides from its connection's row, not its own
 #: values: {position among _INSERTED: its value when the number opted out}.
 _DECIDED: dict[int, Any] = {
@@ -59,7 +48,7 @@ def insert(records: Sequence[Message]) -> None:
     record gets its pk. Several statements share one transaction.
 
     An outgoing record whose number opted out is stored, and comes back, "failed" with
-    OPTED_OUT and no attempt, unless it is exempt (fields[EXEMPT]). An incoming record's
+    OPTED_OUT and no attempt, unless it is exempt (connectionrow.EXEMPT). An incoming record's
     connection gets its row's `contact_id` and `in_session` as they are now.
     """
     if not records:
@@ -67,12 +56,12 @@ def insert(records: Sequence[Message]) -> None:
     connection = _connection()
     if not connection.features.can_return_rows_from_bulk_insert:  # nor does bulk_create
         with _together(connection, len(records)):
-            opted_out = _opted_out_among([r.connection_id for r in records if _checked(r)])
+            opted_out = connectionrow.opted_out_among([r.connection_id for r in records if connectionrow.checked(r)])
             for record in records:
-                if _checked(record) and record.connection_id in opted_out:
-                    _fail_opted_out(record)
+                if connectionrow.checked(record) and record.connection_id in opted_out:
+                    connectionrow.fail(record)
                 record.save(force_insert=True, using=connection.alias)
-            _read_connections([r for r in records if r.direction == Direction.IN])
+            connectionrow.read_connections([r for r in records if r.direction == Direction.IN])
         return
     sql = _insert_sql.get(connection.vendor) or _make_insert_sql(connection)
     size = max(1, min(ROWS_PER_INSERT, connection.ops.bulk_batch_size(_INSERTED, records)))
@@ -83,7 +72,7 @@ def insert(records: Sequence[Message]) -> None:
             for record in chunk:
                 values = [field.get_db_prep_save(field.pre_save(record, True), connection)
                           for field in _INSERTED]
-                if _checked(record):
+                if connectionrow.checked(record):
                     rows.append(sql.checked)
                     for n, value in enumerate(values):
                         if n in _DECIDED:
@@ -100,9 +89,9 @@ def insert(records: Sequence[Message]) -> None:
                 record.pk = pk
                 record._state.adding, record._state.db = False, connection.alias
                 if status == Status.FAILED and record.status != Status.FAILED:
-                    _fail_opted_out(record)
+                    connectionrow.fail(record)
                 if record.direction == Direction.IN:
-                    _set_read(record, *read)
+                    connectionrow.set_read(record, *read)
 
 
 @dataclass(frozen=True)
@@ -121,14 +110,8 @@ def _make_insert_sql(connection: BaseDatabaseWrapper) -> _InsertSql:
     """The INSERT's parts for this database vendor, made once: put together for each
     call, they cost more than the statement's own work on SQLite."""
     quote = connection.ops.quote_name
-    when = (f"CASE WHEN EXISTS (SELECT 1 FROM {quote(Connection._meta.db_table)} "
-            f"WHERE {quote(Connection._meta.pk.column)} = %s AND "
-            f"{quote(Connection._meta.get_field('opted_out_at').column)} IS NOT NULL) "
-            "THEN %s ELSE %s END")
-    connection_table, connection_pk = quote(Connection._meta.db_table), quote(Connection._meta.pk.column)
-    own_connection = f"{quote(_meta.db_table)}.{quote(_meta.get_field('connection').column)}"
-    read = [f"(SELECT {quote(Connection._meta.get_field(name).column)} FROM {connection_table} "
-            f"WHERE {connection_pk} = {own_connection})" for name in _READ]
+    when = connectionrow.opted_out_case(connection)
+    read = connectionrow.read_columns(connection)
     tail = f" RETURNING {quote(_meta.pk.column)}, {quote(_meta.get_field('status').column)}"
     made = _insert_sql[connection.vendor] = _InsertSql(
         head=(f"INSERT INTO {quote(_meta.db_table)} "
@@ -138,58 +121,6 @@ def _make_insert_sql(connection: BaseDatabaseWrapper) -> _InsertSql:
         tail=tail,
         tail_in=f"{tail}, {', '.join(read)}")
     return made
-
-
-#: What an incoming message's INSERT reads back from its connection's row.
-_READ = ("contact", "in_session")
-_READ_MARK = "_smsrouter_connection_read"
-
-
-def connection_read(record: Message) -> bool:
-    """Whether the record's connection holds its row's `contact_id` and `in_session` as
-    the INSERT that stored the record read them: then a cached copy is not stale for
-    this message, and its routing need not ask the database. False for rows read back
-    later (a worker's claim), whose connection objects are not shared between messages,
-    so that what one message's routing changed would go unseen by the next."""
-    return getattr(record, _READ_MARK, False)
-
-
-def _set_read(record: Message, contact_id: int | None, in_session: Any) -> None:
-    if not Message.connection.is_cached(record):
-        return  # no connection object to bring up to date
-    connection = record.connection
-    if connection.contact_id != contact_id:  # linked elsewhere: its cached contact is stale
-        connection._state.fields_cache.pop(Connection.contact.field.cache_name, None)
-        connection.contact_id = contact_id
-    connection.in_session = bool(in_session)
-    setattr(record, _READ_MARK, True)
-
-
-def _read_connections(records: Sequence[Message]) -> None:
-    """What the INSERT reads back where it cannot: one query for the records' connections."""
-    if not records:
-        return
-    rows = {pk: read for pk, *read in Connection.objects.filter(
-        pk__in={record.connection_id for record in records}).values_list("pk", *(
-            Connection._meta.get_field(name).attname for name in _READ))}
-    for record in records:
-        _set_read(record, *rows[record.connection_id])
-
-
-def _checked(record: Message) -> bool:
-    """Whether the record's INSERT looks at its number's opt-out."""
-    return record.direction == Direction.OUT and EXEMPT not in record.fields
-
-
-def _fail_opted_out(record: Message) -> None:
-    record.status, record.error, record.attempts = Status.FAILED, OPTED_OUT, 0
-
-
-def _opted_out_among(connection_ids: Sequence[int]) -> set[int]:
-    if not connection_ids:
-        return set()
-    return set(Connection.objects.filter(pk__in=set(connection_ids), opted_out_at__isnull=False)
-               .values_list("pk", flat=True))
 
 
 def update(ids: Sequence[int], values: dict[str, Any], *, only_status: Sequence[str] = ()) -> None:
@@ -226,13 +157,13 @@ def claim(ids: Sequence[int], now: datetime) -> list[int]:
     status, attempts, updated_at = (_meta.get_field(name) for name in ("status", "attempts", "updated_at"))
     if not connection.features.can_return_rows_from_bulk_insert:  # no UPDATE ... RETURNING
         rows = Message.objects.select_for_update().filter(pk__in=ids, status="queued").exclude(
-            due_at__gt=now).exclude(_OPTED_OUT_Q)
+            due_at__gt=now).exclude(connectionrow.OPTED_OUT_Q)
         taken = list(rows.values_list("pk", flat=True))
         Message.objects.filter(pk__in=taken).update(
             status="sending", attempts=F("attempts") + 1, updated_at=now)
         return taken
     quote = connection.ops.quote_name
-    may_send, may_send_params = _may_send(connection)
+    may_send, may_send_params = connectionrow.may_send(connection)
     return _take_due(connection, ids, now,
                      f"{quote(status.column)} = %s, {quote(attempts.column)} = "
                      f"{quote(attempts.column)} + 1, {quote(updated_at.column)} = %s",
@@ -249,13 +180,13 @@ def fail_opted_out(ids: Sequence[int], now: datetime) -> list[int]:
     connection = _connection()
     if not connection.features.can_return_rows_from_bulk_insert:
         rows = Message.objects.filter(pk__in=ids, status="queued", direction=Direction.OUT).exclude(
-            due_at__gt=now).filter(_OPTED_OUT_Q)
+            due_at__gt=now).filter(connectionrow.OPTED_OUT_Q)
         failed = list(rows.values_list("pk", flat=True))
         Message.objects.filter(pk__in=failed).update(status="failed", error=OPTED_OUT, updated_at=now)
         return failed
     quote = connection.ops.quote_name
     status, error, updated_at = (_meta.get_field(name) for name in ("status", "error", "updated_at"))
-    may_send, may_send_params = _may_send(connection)
+    may_send, may_send_params = connectionrow.may_send(connection)
     return _take_due(connection, ids, now,
                      f"{quote(status.column)} = %s, {quote(error.column)} = %s, "
                      f"{quote(updated_at.column)} = %s",
@@ -283,34 +214,6 @@ def _take_due(connection: BaseDatabaseWrapper, ids: Sequence[int], now: datetime
                 [*values, *chunk, "queued", when, *condition_params])
             changed += [pk for (pk,) in cursor.fetchall()]
     return changed
-
-
-#: An outgoing row that must not be sent: its number opted out and it is not exempt.
-_OPTED_OUT_Q = Q(connection__opted_out_at__isnull=False) & ~Q(fields__has_key=EXEMPT)
-
-
-_may_send_sql: dict[str, tuple[str, list[Any]]] = {}
-
-
-def _may_send(connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
-    """SQL that is true for a Message row that may be sent: its number did not opt out,
-    or it is exempt. Compiled from the ORM's own JSON lookup, as each database spells it,
-    once per database vendor."""
-    if (made := _may_send_sql.get(connection.vendor)) is None:
-        made = _may_send_sql[connection.vendor] = _make_may_send(connection)
-    return made
-
-
-def _make_may_send(connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
-    quote = connection.ops.quote_name
-    exempt = Message.objects.filter(fields__has_key=EXEMPT).query
-    exempt_sql, exempt_params = exempt.get_compiler(connection=connection).compile(exempt.where)
-    table = quote(Connection._meta.db_table)
-    sql = (f"(NOT EXISTS (SELECT 1 FROM {table} WHERE {table}.{quote(Connection._meta.pk.column)} = "
-           f"{quote(_meta.db_table)}.{quote(_meta.get_field('connection').column)} AND "
-           f"{table}.{quote(Connection._meta.get_field('opted_out_at').column)} IS NOT NULL) "
-           f"OR {exempt_sql})")
-    return sql, list(exempt_params)
 
 
 def connections_of(backend_id: int, identities: Sequence[str]) -> dict[str, Connection]:

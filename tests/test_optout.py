@@ -12,7 +12,7 @@ from django.db import connection as db
 from django.utils import timezone
 
 import smsrouter
-from smsrouter import addressbook, inbound, keywords, sender, statements
+from smsrouter import addressbook, connectionrow, inbound, keywords, sender
 from smsrouter.models import OPTED_OUT, Connection, Message
 from smsrouter.signals import opted_out
 
@@ -82,7 +82,7 @@ def test_the_confirmations_alone_are_exempt(sms):
     rows = outgoing()
     assert [row[1:3] for row in rows] == [(STOP, "sent"), (str(keywords.HELP_TEXT), "failed"),
                                           (START, "sent")]
-    assert [m.record.fields.get(statements.EXEMPT) for m in sms.outbox] == ["stop", "start"]
+    assert [m.record.fields.get(connectionrow.EXEMPT) for m in sms.outbox] == ["stop", "start"]
 
 
 def test_a_stale_cached_row_sends_nothing_when_the_database_says_opted_out(sms):

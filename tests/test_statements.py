@@ -6,7 +6,7 @@ import pytest
 from django.db import IntegrityError, connection as db, transaction
 from django.utils import timezone
 
-from smsrouter import statements
+from smsrouter import connectionrow, statements
 from smsrouter.models import Backend, Connection, Message
 
 pytestmark = pytest.mark.django_db
@@ -157,9 +157,9 @@ def test_an_incoming_insert_reads_its_connections_row_afresh(number, monkeypatch
     number.contact = None  # a cached related object, which must not outlive the change
     contact = _stale(number)
     record = new(number)
-    assert not statements.connection_read(record)
+    assert not connectionrow.connection_read(record)
     statements.insert([record])
-    assert statements.connection_read(record)
+    assert connectionrow.connection_read(record)
     assert (number.contact_id, number.in_session) == (contact.pk, True)
     assert number.contact == contact
 
@@ -175,5 +175,5 @@ def test_an_outgoing_insert_reads_no_connection(number):
     _stale(number)
     record = new(number, direction="out", status="queued")
     statements.insert([record])
-    assert not statements.connection_read(record)
+    assert not connectionrow.connection_read(record)
     assert (number.contact_id, number.in_session) == (None, False)

@@ -10,7 +10,7 @@ message's outcome or not at all.
 
 Opening and closing also set `Connection.in_session`, in the same transaction, by an
 UPDATE of the row (not a save of a cached copy): the INSERT of each inbound message reads
-it back (smsrouter.statements), so the common message needs no query here.
+it back (smsrouter.connectionrow), so the common message needs no query here.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from django.db import connections, router, transaction
 from django.db.models import Exists, OuterRef
 
-from smsrouter import statements
+from smsrouter import connectionrow
 from smsrouter.contrib.conversations.models import Session, SessionStatus
 from smsrouter.models import Connection
 
@@ -49,14 +49,15 @@ def _active_sql(quote: Callable[[str], str]) -> str:
 
 def may_have_active(msg: IncomingMessage) -> bool:
     """Whether the sender may have an active session: `connection.in_session` where the
-    INSERT that stored this message read it (no query), else `has_active()`.
+    transaction that routes this message read it (its INSERT, or a worker's claim: no
+    query), else `has_active()`.
 
     The flag is trusted only then: a session that another process started (a Celery
     worker, `Survey.start()` in a shell) is unknown to this process's cached Connection
     until an INSERT reads the row again, and its answers would reach the keyword handlers.
     A session opened by an earlier message of the same batch has set it in memory.
     """
-    if statements.connection_read(msg.record):
+    if connectionrow.connection_read(msg.record):
         return msg.connection.in_session
     return has_active(msg.connection)
 
