@@ -23,7 +23,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 
-from smsrouter import dispatch, languages, limits, outbox, signals, statements, timings
+from smsrouter import connectionrow, dispatch, languages, limits, outbox, signals, statements, timings
 from smsrouter.addressbook import get_connection, get_connections
 from smsrouter.dbhealth import drop_broken_connections
 from smsrouter.groupcommit import GroupCommit, together_or_alone
@@ -234,7 +234,9 @@ def route_ids(message_ids: Sequence[int]) -> int:
             .filter(pk__in=list(message_ids), direction=Direction.IN, status=Status.RECEIVED)
             .order_by("pk")
         )
-        msgs = [IncomingMessage(record, record.connection) for record in records]
+        claimed = list(records)
+        connectionrow.share_claimed(claimed)
+        msgs = [IncomingMessage(record, record.connection) for record in claimed]
         route(msgs)
     return len(msgs)
 

@@ -269,6 +269,34 @@ def test_a_worker_routes_the_dialogue_in_its_claim_transaction(db, queued, setti
     assert only_session().status == "done"
 
 
+def test_a_workers_claim_reads_the_flag_so_a_message_outside_any_session_asks_nothing(
+        db, queued, settings):
+    """The claim reads each number's row in the routing transaction: in_session is as
+    good as the INSERT's read-back, and no query of the sessions is needed."""
+    from django.test.utils import CaptureQueriesContext
+
+    settings.SMSROUTER_APPS = [APP, "smsrouter.contrib.echo.EchoApp"]
+    settings.SMSROUTER_CONVERSATIONS = [f"{__name__}.Survey"]
+    msg = smsrouter.incoming("gw", "+1", "echo hi")
+    with CaptureQueriesContext(db_connections["default"]) as queries:
+        assert inbound.route_ids([msg.id]) == 1
+    assert queries.captured_queries
+    assert not [q["sql"] for q in queries.captured_queries if Session._meta.db_table in q["sql"]]
+    assert list(Message.objects.filter(in_response_to=msg.id).values_list("text", flat=True)) == ["hi"]
+
+
+def test_messages_of_one_number_in_one_claim_see_the_session_the_first_opened(db, queued, settings):
+    """One Connection object per number in a claim: the session that the first message
+    opens is known to the next, though the claim read the row before it existed."""
+    settings.SMSROUTER_APPS = [APP]
+    settings.SMSROUTER_CONVERSATIONS = [f"{__name__}.Survey"]
+    ids = [smsrouter.incoming("gw", "+1", text).id for text in ["survey", "Amina", "34"]]
+    assert inbound.route_ids(ids) == 3
+    replies = Message.objects.filter(in_response_to__in=ids).order_by("in_response_to")
+    assert list(replies.values_list("text", flat=True)) == [
+        "What is your name?", "How old are you, Amina?", "Tea or coffee?"]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_second_quick_answer_waits_for_the_first_to_commit(sms, settings):
     """The session row is locked while an answer is routed: an answer arriving meanwhile
@@ -367,9 +395,10 @@ def test_opening_and_closing_a_session_set_the_connections_flag(sms, conversatio
 
 
 @pytest.mark.django_db
-def test_a_worker_asks_the_sessions_table(conversations):
-    """Rows a worker claims were not read by an INSERT of its own: though its connection
-    object says "no session", it asks, and the answer reaches the session."""
+def test_a_message_whose_row_was_not_read_asks_the_sessions_table(conversations):
+    """A record not read in its routing transaction (neither INSERTed nor claimed there):
+    though its connection object says "no session", it asks, and the answer reaches the
+    session."""
     from smsrouter.contrib.conversations import sessions
     from smsrouter.messages import IncomingMessage
 
