@@ -3,8 +3,10 @@
 Ids come in blocks per setting and are never reused: E00x INSTALLED_BACKENDS,
 E01x SMSROUTER_PROCESSING, E02x SMSROUTER_APPS, E03x SMSROUTER_DEFAULT_RESPONSE;
 E04x to E07x one backend's own options each, E08x the options every backend takes,
-E09x SMSROUTER_HTTPTESTER; W00x the project around them (`smsrouter.projectchecks`);
-and with `--deploy`, what production leaves open (`smsrouter.deploychecks`).
+E09x SMSROUTER_HTTPTESTER; E10x to E12x more backends' own options (Africa's Talking,
+Infobip, Vonage); E14x SMSROUTER_KEYWORDS and SMSROUTER_HELP; W00x the project around
+them (`smsrouter.projectchecks`); and with `--deploy`, what production leaves open
+(`smsrouter.deploychecks`).
 
 Importing smsrouter.models without "smsrouter" in INSTALLED_APPS raises
 ImproperlyConfigured there: the checks are registered by smsrouter's AppConfig, so none
@@ -23,7 +25,7 @@ from django.core.checks import CheckMessage, Error, Tags
 from django.utils.functional import Promise
 from django.utils.module_loading import import_string
 
-from smsrouter import conf, deploychecks, dispatch, projectchecks
+from smsrouter import conf, deploychecks, dispatch, keywords, projectchecks
 from smsrouter.backends.base import BaseBackend
 from smsrouter.exceptions import ConfigurationError
 from smsrouter.router import App, resolve_app
@@ -167,6 +169,28 @@ def check_default_response(app_configs: Any = None, **kwargs: Any) -> list[Check
     return [] if value is None or isinstance(value, (str, Promise)) else [E030]
 
 
+E141 = Error(
+    "SMSROUTER_HELP must be a string (or a gettext_lazy text), or None for smsrouter's own.",
+    hint="SMSROUTER_HELP = \"Send REGISTER to sign up, STOP to stop.\"",
+    id="smsrouter.E141",
+)
+
+
+def check_keywords(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    if (problem := keywords.configuration_problem(conf.get("SMSROUTER_KEYWORDS"))) is not None:
+        errors.append(Error(
+            f"SMSROUTER_KEYWORDS {problem}.",
+            hint="Leave it out for smsrouter's words, or map each meaning to its words: "
+            "SMSROUTER_KEYWORDS = {'stop': ['STOP', 'ARRET'], 'start': ['START'], "
+            "'help': ['HELP'], 'lang': ['LANG']}",
+            id="smsrouter.E140"))
+    value = conf.get("SMSROUTER_HELP")
+    if not (value is None or isinstance(value, (str, Promise))):
+        errors.append(E141)
+    return errors
+
+
 def check_httptester(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     value = conf.get("SMSROUTER_HTTPTESTER")
     return [] if value is None or isinstance(value, bool) else [E090]
@@ -197,6 +221,7 @@ CHECKS: tuple[Callable[..., list[CheckMessage]], ...] = (
     projectchecks.check_rate_limits,
     check_apps,
     check_default_response,
+    check_keywords,
     check_httptester,
     projectchecks.check_setting_names,
     projectchecks.check_sqlite_journal,

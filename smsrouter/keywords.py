@@ -11,7 +11,7 @@ matches none costs a split and a dict lookup, no query.
 Opting out is decided by the database's row, not by this process's cached Connection:
 STOP is an UPDATE that only a number not yet opted out passes (so one confirmation,
 however many STOPs and processes), START the reverse; the outbox and the sender read
-`opted_out_at` in their own statements (smsrouter.statements).
+`opted_out_at` in their own statements (smsrouter.connectionrow).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Confirmation(OutgoingMessage):
 
     def __init__(self, keyword: str, text: str, msg: IncomingMessage) -> None:
         super().__init__(text, msg.connection, in_response_to=msg)
-        #: The meaning it confirms, stored in the row's fields (statements.EXEMPT).
+        #: The meaning it confirms, stored in the row's fields (connectionrow.EXEMPT).
         self.keyword = keyword
 
 
@@ -116,13 +116,34 @@ def _words() -> dict[str, str]:
     global _by_word
     if _by_word is None:
         configured = conf.get("SMSROUTER_KEYWORDS")
-        if not isinstance(configured, dict) or set(configured) - set(_MEANINGS):
-            raise ConfigurationError(
-                f"SMSROUTER_KEYWORDS must map some of {', '.join(_MEANINGS)} to lists of "
-                f"words, not {configured!r}.")
+        if (problem := configuration_problem(configured)) is not None:
+            raise ConfigurationError(f"SMSROUTER_KEYWORDS {problem}.")
         _by_word = {_folded(word): meaning for meaning, words in configured.items()
                     for word in words}
     return _by_word
+
+
+def configuration_problem(configured: Any) -> str | None:
+    """What is wrong with a value of SMSROUTER_KEYWORDS, completing "SMSROUTER_KEYWORDS
+    ..."; None when it is right. The system check (smsrouter.E140) and `_words()` ask the
+    same question, so a project that passes the check never fails here."""
+    if not isinstance(configured, dict):
+        return f"must be a dict of {{meaning: [words]}}, not {type(configured).__name__}"
+    if unknown := sorted(map(str, set(configured) - set(_MEANINGS))):
+        return (f"has {', '.join(map(repr, unknown))}, which is not one of the meanings "
+                f"{', '.join(map(repr, _MEANINGS))}")
+    meaning_of: dict[str, str] = {}
+    for meaning, words in configured.items():
+        if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
+            return f"[{meaning!r}] must be a list of words"
+        for word in words:
+            folded = _folded(word)
+            if not folded or len(word.split()) != 1:
+                return (f"[{meaning!r}] has {word!r}: a keyword is one word, matched "
+                        "against a message's first")
+            if meaning_of.setdefault(folded, meaning) != meaning:
+                return f"has {word!r} both for {meaning_of[folded]!r} and for {meaning!r}"
+    return None
 
 
 def _reset(*, setting: str, **kwargs: Any) -> None:

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.utils.translation import gettext_lazy
 
-from smsrouter import checks, conf, deploychecks, projectchecks
+from smsrouter import checks, conf, deploychecks, keywords, projectchecks
 
 HTTPTESTER = "smsrouter.backends.httptester.HttpTesterBackend"
 KANNEL = "smsrouter.backends.kannel.KannelBackend"
@@ -432,3 +432,39 @@ def test_without_smsrouter_in_installed_apps_importing_its_models_says_to_add_it
         "django.core.exceptions.ImproperlyConfigured: smsrouter.models was imported, but "
         "smsrouter is not an installed app: add \"smsrouter\" to INSTALLED_APPS in your settings.")
     assert "RuntimeError" not in result.stderr
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ({"stop": ["STOP"], "start": ["START"]}, None),
+    (["STOP"], "must be a dict of {meaning: [words]}, not list"),
+    ({"stopp": ["STOP"]}, "has 'stopp', which is not one of the meanings"),
+    ({"stop": "STOP"}, "['stop'] must be a list of words"),
+    ({"stop": ["STOP", 3]}, "['stop'] must be a list of words"),
+    ({"stop": ["STOP NOW"]}, "['stop'] has 'STOP NOW': a keyword is one word"),
+    ({"stop": ["!!"]}, "['stop'] has '!!': a keyword is one word"),
+    ({"stop": ["END"], "help": ["end"]}, "has 'end' both for 'stop' and for 'help'"),
+])
+def test_keywords_are_checked_with_what_is_wrong(settings, value, says):
+    settings.SMSROUTER_KEYWORDS = value
+    errors = checks.check_keywords()
+    if says is None:
+        assert errors == []
+        return
+    [error] = errors
+    assert error.id == "smsrouter.E140"
+    assert error.msg.startswith(f"SMSROUTER_KEYWORDS {says}")
+
+
+def test_a_keywords_setting_the_check_refuses_is_refused_when_the_words_are_read(settings):
+    from smsrouter.exceptions import ConfigurationError
+
+    settings.SMSROUTER_KEYWORDS = {"stop": ["END"], "help": ["end"]}
+    with pytest.raises(ConfigurationError, match="both for 'stop' and for 'help'"):
+        keywords._words()
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, []), ("Send HELP", []),
+                                                 (gettext_lazy("Send HELP"), []), (7, [checks.E141])])
+def test_the_help_text_is_a_text_or_none(settings, value, expected):
+    settings.SMSROUTER_HELP = value
+    assert checks.check_keywords() == expected
