@@ -34,7 +34,7 @@ async def aincoming(
     the field; but a text is never refused: NUL and lone surrogates are stored as U+FFFD
     and the exact original kept in `fields` (see smsrouter.limits).
     """
-    item = _checked(backend_name, identity, text, external_id, fields)
+    item = checked(backend_name, identity, text, external_id, fields)
     return await inbound.together.submit(item)
 
 
@@ -47,13 +47,14 @@ def incoming(
     fields: dict[str, Any] | None = None,
 ) -> IncomingMessage:
     """`aincoming()` for blocking code: views, shells, management commands, tasks."""
-    return inbound.accept_one(_checked(backend_name, identity, text, external_id, fields))
+    return inbound.accept_one(checked(backend_name, identity, text, external_id, fields))
 
 
-def _checked(
+def checked(
     backend_name: str, identity: Any, text: Any, external_id: Any, fields: Any
 ) -> inbound.Submitted:
-    """The message as it will be stored, the identity as the backend normalizes it.
+    """The message as it will be stored, the identity as the backend normalizes it: for a
+    webhook that carries several messages, each is checked before any is stored.
 
     Refusals come before anything is written: UnknownBackend, ConfigurationError, and
     BadInbound (a ValueError) for a value no database can store (smsrouter.limits).

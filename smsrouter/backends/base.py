@@ -79,14 +79,31 @@ class Outcome:
 SENT = Outcome()
 
 
+@dataclass(frozen=True)
+class PartOf:
+    """Where one part of a concatenated SMS belongs: the sender's reference for the whole
+    text, how many parts it has, and this part's number (from 1). The reference is a
+    string, as gateways give it (an 8- or 16-bit number of a UDH or SAR TLVs, Vonage's
+    concat-ref)."""
+
+    reference: str
+    total: int
+    number: int
+
+
 @dataclass
 class Inbound:
-    """One message as a backend parsed it from a gateway's request."""
+    """One message as a backend parsed it from a gateway's request.
+
+    With `part`, it is one part of a longer text, stored until the others arrive
+    (smsrouter.parts) and routed as one message once they have.
+    """
 
     identity: str
     text: str
     external_id: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+    part: PartOf | None = None
 
 
 @dataclass
@@ -236,8 +253,10 @@ class BaseBackend:
         """
         return True
 
-    def parse_inbound(self, request: HttpRequest) -> Inbound:
-        """Turn the gateway's webhook into an Inbound; raise InboundError to refuse it."""
+    def parse_inbound(self, request: HttpRequest) -> Inbound | list[Inbound]:
+        """Turn the gateway's webhook into an Inbound, or a list for a gateway that posts
+        several messages at once (each checked before any is stored); raise InboundError
+        to refuse it."""
         raise NotImplementedError(f"{type(self).__name__} takes no inbound webhooks.")
 
     def inbound_response(self) -> HttpResponse:
