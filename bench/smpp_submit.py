@@ -3,23 +3,32 @@
     DJANGO_SETTINGS_MODULE=tests.settings python bench/smpp_submit.py [--messages 2000]
 
 Measures the link alone (the codec, the window of `concurrency` submits in flight, the
-pacing): messages are built in memory, no database row is written.
+pacing): messages are built in memory, no message row is written. The bind takes its
+lease in the database (one bind per account across processes), so the script migrates a
+database of its own, in a temporary file, first.
 """
 
 import argparse
 import asyncio
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+_folder = tempfile.TemporaryDirectory()
+os.environ["SMSROUTER_TEST_DATABASE_URL"] = f"sqlite:///{_folder.name}/bench.sqlite3"
 
 import django  # noqa: E402
 
 django.setup()
+
+from django.core.management import call_command  # noqa: E402
+
+call_command("migrate", verbosity=0)
 
 from smsrouter.backends.smpp import SmppBackend  # noqa: E402
 from smsrouter.messages import OutgoingMessage  # noqa: E402

@@ -55,6 +55,10 @@ DEFAULTS: dict[str, Any] = {
     "SMSROUTER_READY_MAX_LAG": 300,
     "SMSROUTER_HEARTBEAT_MAX_AGE": 180,
     "SMSROUTER_HEARTBEAT_EVERY": 5.0,
+    # A long SMS whose parts have not all come this long (seconds) after its first is
+    # stored with what arrived (smsrouter.parts); used parts are kept as long, to know a
+    # gateway's retry of one.
+    "SMSROUTER_PARTS_TIMEOUT": 600,
 }
 
 

@@ -172,3 +172,58 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.holder}, {self.beat_at:%Y-%m-%d %H:%M:%S})"
+
+
+class PendingPart(models.Model):
+    """One part of a concatenated SMS, kept until its whole text is accepted (smsrouter.parts).
+
+    A part is answered as received once this row is written, so none is lost if the process
+    dies. Used parts stay for a while (`used_at`), so that a gateway's retry of a part whose
+    text was already routed is known as such rather than starting a new group.
+    """
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="parts")
+    reference = models.CharField(max_length=20)
+    total = models.PositiveSmallIntegerField()
+    number = models.PositiveSmallIntegerField()
+    text = models.TextField(blank=True)
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    fields = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    received_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its text was accepted as a message."
+    )
+
+    class Meta:
+        constraints = [
+            # Only among unused parts: an 8-bit reference comes round again soon.
+            models.UniqueConstraint(
+                fields=["connection", "reference", "total", "number"],
+                condition=Q(used_at__isnull=True),
+                name="smsrouter_pendingpart_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"part {self.number}/{self.total} of {self.reference} from {self.connection}"
+
+
+class SubmittedPart(models.Model):
+    """One part of a long outgoing message, sent separately with an id of its own.
+
+    A gateway reports on each part apart (an SMPP receipt per submit_sm), and the message
+    keeps only the first part's id: these rows let every part's report find the message,
+    which is delivered once all its parts are, and failed as soon as one fails.
+    """
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="submitted_parts")
+    number = models.PositiveSmallIntegerField()
+    external_id = models.CharField(max_length=255, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SENT)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "number"],
+                                               name="smsrouter_submittedpart_unique")]
+
+    def __str__(self) -> str:
+        return f"part {self.number} ({self.external_id}) of message {self.message_id}"

@@ -3,6 +3,10 @@
 Reports arrive out of order and more than once, so a status only ever moves forward:
 queued, sending, sent, then delivered or failed. A report for a message we never sent
 through that backend changes nothing at all.
+
+A long message sent as parts with an id each (models.SubmittedPart) is reported on part
+by part: each part's status moves forward alone, and the message is delivered once every
+part is, failed once any part has failed.
 """
 
 from collections.abc import Sequence
@@ -30,15 +34,32 @@ def apply(backend_name: str, reports: Sequence[StatusReport]) -> int:
     with transaction.atomic():
         found = [(report, _find(backend_name, report)) for report in reports]
         for report, message in found:
-            if RANK[report.status] <= RANK.get(message.status, 0):
+            status = _by_parts(message, report)
+            if RANK[status] <= RANK.get(message.status, 0):
                 continue
-            message.status = report.status
+            message.status = status
             message.updated_at = message.reported_at = timezone.now()
-            message.error = report.error if report.status == Status.FAILED else ""
+            message.error = report.error if status == Status.FAILED else ""
             message.save(update_fields=["status", "error", "updated_at", "reported_at"])
             moved.append(message)
         signals.changed(moved)
     return len(moved)
+
+
+def _by_parts(message: Message, report: StatusReport) -> str:
+    """The status the report gives the whole message: its own, unless the message went as
+    parts with ids of their own, whose statuses together decide."""
+    parts = list(message.submitted_parts.select_for_update())
+    if not parts:
+        return report.status
+    for part in parts:
+        if part.external_id == report.external_id and RANK[report.status] > RANK[part.status]:
+            part.status = report.status
+            part.save(update_fields=["status"])
+    statuses = {part.status for part in parts}
+    if Status.FAILED in statuses:
+        return Status.FAILED
+    return Status.DELIVERED if statuses == {Status.DELIVERED} else Status.SENT
 
 
 def _find(backend_name: str, report: StatusReport) -> Message:
@@ -51,7 +72,8 @@ def _find(backend_name: str, report: StatusReport) -> Message:
     if report.message_id is not None:
         message = messages.filter(pk=report.message_id).first()
     elif report.external_id:
-        message = messages.filter(external_id=report.external_id).first()
+        message = messages.filter(external_id=report.external_id).first() or messages.filter(
+            submitted_parts__external_id=report.external_id).first()
     else:
         message = None
     if message is None:

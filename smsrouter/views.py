@@ -7,6 +7,7 @@ path in smsrouter.webhooks calls too, before reading a byte of the body), 413 fo
 over `body_limit`, and the backend's own 400 or 403.
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import sync_to_async
@@ -16,8 +17,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonR
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
-from smsrouter import reports
-from smsrouter.api import aincoming
+from smsrouter import parts, reports
+from smsrouter.api import aincoming, checked
 from smsrouter.backends import backends
 from smsrouter.backends.base import BaseBackend
 from smsrouter.exceptions import InboundError, UnknownBackend
@@ -93,10 +94,21 @@ def content_length(request: HttpRequest) -> int:
 
 
 async def _accept_message(backend: BaseBackend, request: HttpRequest) -> HttpResponse:
-    data = backend.parse_inbound(request)
-    await aincoming(
-        backend.name, data.identity, data.text, external_id=data.external_id, fields=data.fields
-    )
+    """Accept what the webhook carries: one message, or several (Infobip posts a list).
+    Every one is checked first, so a bad one refuses the request with nothing stored; the
+    rest are accepted together, in one group commit, and parts of a long SMS stored until
+    their text is whole (smsrouter.parts)."""
+    parsed = backend.parse_inbound(request)
+    items = parsed if isinstance(parsed, list) else [parsed]
+    for item in items:
+        checked(backend.name, item.identity, item.text, item.external_id, item.fields)
+    await asyncio.gather(*(
+        aincoming(backend.name, item.identity, item.text, external_id=item.external_id,
+                  fields=item.fields)
+        for item in items if item.part is None))
+    for item in items:
+        if item.part is not None:  # in request order: each part locks its sender's row
+            await sync_to_async(parts.receive, thread_sensitive=True)(backend.name, item)
     return backend.inbound_response()
 
 

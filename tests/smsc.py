@@ -2,8 +2,9 @@
 
 In-process: `smsc = FakeSmsc(); await smsc.start()`, then `smsc.port`, the queues
 `smsc.binds`, `smsc.submits` and `smsc.answers`, and `deliver()`, `receipt()`, `drop()`;
-`throttle`, `refuse_binds` and `corrupt` to misbehave, and `raw()` to send octets that are
-no PDU (`with_length()` makes a body lie with a header that does not).
+`throttle`, `refuse_binds` and `corrupt` to misbehave, `hold()` and `release()` to answer
+late (a slow or hung SMSC), and `raw()` to send octets that are no PDU (`with_length()`
+makes a body lie with a header that does not).
 
 As a process: `python -m tests.smsc [--port N]` prints `{"port": N}`, then one JSON
 object per event (`bound`, `submit`) on stdout, and takes JSON commands on stdin:
@@ -62,6 +63,13 @@ class FakeSmsc:
         self.refuse_binds = False
         #: Sends the next submit_sm_resp's octets through this, to answer it malformed.
         self.corrupt: Callable[[bytes], bytes] | None = None
+        #: Give message ids in decimal, not hex, as some SMSCs do.
+        self.decimal_ids = False
+        #: The commands whose answers are held back until `release()`.
+        self.holding: set[Command] = set()
+        #: Each request whose answer is held, as it comes.
+        self.held: asyncio.Queue[Pdu] = asyncio.Queue()
+        self._held: list[tuple[asyncio.StreamWriter, bytes]] = []
         self._ids = itertools.count(0x1000)
         self._sequence = itertools.count(1)
         self._sessions: set[asyncio.StreamWriter] = set()
@@ -79,10 +87,25 @@ class FakeSmsc:
             await self._server.wait_closed()
 
     def drop(self) -> None:
-        """Close every connection at once, without an unbind: a link that fails."""
+        """Close every connection at once, without an unbind: a link that fails. Answers
+        held back are never sent."""
         for writer in self._sessions:
             writer.close()
         self._sessions.clear()
+        self._held.clear()
+
+    def hold(self, *commands: Command) -> None:
+        """Hold back the answers to these commands (the request itself is taken: a
+        submit_sm is in `submitted`) until `release()`."""
+        self.holding.update(commands)
+
+    def release(self) -> None:
+        """Send the answers held back, in order, and hold no more."""
+        self.holding.clear()
+        for writer, octets in self._held:
+            if not writer.is_closing():
+                writer.write(octets)
+        self._held.clear()
 
     def texts(self) -> list[str]:
         """The texts submitted so far, long ones put back together."""
@@ -138,7 +161,11 @@ class FakeSmsc:
                     octets = reply.encode()
                     if self.corrupt and reply.command_id == Command.SUBMIT_SM_RESP:
                         octets, self.corrupt = self.corrupt(octets), None
-                    writer.write(octets)
+                    if request.command_id in self.holding:
+                        self._held.append((writer, octets))
+                        self.held.put_nowait(request)
+                    else:
+                        writer.write(octets)
                 if request.command_id == Command.UNBIND:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -162,7 +189,7 @@ class FakeSmsc:
             if self.throttle:
                 self.throttle -= 1
                 return request.response(pdu.ESME_RTHROTTLED)
-            message_id = f"{next(self._ids):x}"
+            message_id = f"{next(self._ids):{'d' if self.decimal_ids else 'x'}}"
             octets = request.get_bytes("short_message")
             udh = None
             if request.get_int("esm_class") & pdu.ESM_UDHI:

@@ -436,9 +436,9 @@ async def test_a_long_text_with_a_malformed_part_is_kept_whole_with_what_was_wro
         assert (await within(smsc.answers.get())).command_status == pdu.ESME_ROK
     [row] = await stored(direction="in")()
     assert row.text == "abcde\ufffd"
-    assert row.fields["smpp"] == {
-        "problems": ["part 2: octet 2 (0x80) is no GSM 03.38 septet"],
-        "short_message": [(first + b"abc").hex(), (second + b"de\x80").hex()]}
+    assert row.fields["parts"]["fields"] == [{}, {"smpp": {
+        "problems": ["octet 2 (0x80) is no GSM 03.38 septet"],
+        "short_message": [(second + b"de\x80").hex()]}}]
 
 
 @pytest.mark.asyncio
@@ -515,7 +515,7 @@ def test_option_values_are_checked():
         "host": "h", "port": 70000, "bind_type": "both", "throughput": 0,
         "system_id": "x" * 16, "source_addr_ton": 300})
     assert [e.id for e in errors] == ["smsrouter.E070", "smsrouter.E071", "smsrouter.E072",
-                                      "smsrouter.E073", "smsrouter.E074"]
+                                      "smsrouter.E075", "smsrouter.E074"]
     assert SmppBackend.check_config("smpp", {"host": "h", "port": 2775}) == []
 
 

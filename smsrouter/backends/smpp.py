@@ -1,13 +1,17 @@
 """SMPP 3.4: a bind to an SMSC, kept by the one process that activated this backend.
 
 The bind lives in an event loop: the ASGI server's (activate() at lifespan startup) or
-that of `manage.py smsrouter_connect <name>`. Only that process can submit, so only its
+that of `manage.py smsrouter_connect <name>`; a lease in the database (take_bind) keeps
+a second process from binding the same backend. Only that process can submit, so only its
 sender sends for this backend: ready() is False elsewhere, and while unbound, so the
 messages stay queued until the bind is up (which wakes the scheduler). None is lost while
-unbound, and none is sent twice, since the sender claims its rows first.
+unbound. A submit_sm is sent again only when the link dropped before its answer came (so
+the SMSC may have taken it once already): an SMSC that is slow but bound is waited for up
+to `submit_timeout`, after which the message fails rather than risk a second SMS.
 
-Inbound deliver_sm PDUs become `aincoming()` calls (multipart texts reassembled first),
-and delivery receipts move the outgoing message they name to delivered or failed. A
+Inbound deliver_sm PDUs are stored through `aincoming()`, a long text's parts one by one
+through smsrouter.parts, which reassembles them durably; delivery receipts move the
+outgoing message they name to delivered or failed. A
 malformed one is stored as well as it reads and answered so that the SMSC does not send
 it again (see _on_deliver); the link survives any PDU.
 Codings and the choices behind them: smsrouter/smpp/pdu.py and docs/backends/smpp.md.
@@ -21,20 +25,23 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from channels.db import database_sync_to_async
-from django.core.checks import CheckMessage, Error
+from django.core.checks import CheckMessage, Error, Warning
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from smsrouter import heartbeat, limits, reports
+from smsrouter import conf, heartbeat, limits, parts, reports
 from smsrouter.api import aincoming
-from smsrouter.backends.base import BaseBackend, Outcome, StatusReport
+from smsrouter.backends.base import BaseBackend, Inbound, Outcome, PartOf, StatusReport
 from smsrouter.exceptions import BadInbound, PermanentSendError, TemporarySendError
 from smsrouter.messages import OutgoingMessage
-from smsrouter.models import Status
+from smsrouter.models import Lease, Status, SubmittedPart
 from smsrouter.smpp import pdu
-from smsrouter.smpp.client import BOUND, Link, LinkDown
+from smsrouter.smpp.client import BOUND, Link, LinkDown, reason
 from smsrouter.smpp.pdu import Command, Pdu
 
 logger = logging.getLogger(__name__)
@@ -48,8 +55,15 @@ TEMPORARY = {pdu.ESME_RTHROTTLED, pdu.ESME_RMSGQFUL}
 RECEIPT_STATUS = {"DELIVRD": Status.DELIVERED, "UNDELIV": Status.FAILED,
                   "EXPIRED": Status.FAILED, "REJECTD": Status.FAILED,
                   "DELETED": Status.FAILED, "ENROUTE": Status.SENT, "ACCEPTD": Status.SENT}
-#: Parts of a long inbound text are forgotten if the rest has not come by then (seconds).
-PARTS_KEPT = 600.0
+#: How a receipt's id is written, from the id submit_sm_resp gave: the option
+#: `receipt_id_format`, each value with the forms that id may have been stored in.
+RECEIPT_ID_FORMATS: dict[str, Callable[[str], list[str]]] = {
+    "as_is": lambda receipted: [receipted],
+    # submit_sm_resp gave hex, the receipt gives it in decimal: case is not known.
+    "hex_to_decimal": lambda receipted: list(dict.fromkeys(
+        [f"{int(receipted, 10):x}", f"{int(receipted, 10):X}"])),
+    "decimal_to_hex": lambda receipted: [str(int(receipted, 16))],
+}
 
 
 class SmppBackend(BaseBackend):
@@ -59,7 +73,8 @@ class SmppBackend(BaseBackend):
         "host": str, "port": int, "system_id": str, "password": str, "system_type": str,
         "source_addr": str, "source_addr_ton": int, "source_addr_npi": int,
         "bind_type": str, "enquire_link": (int, float), "throughput": (int, float),
-        "reconnect_backoff": (int, float),
+        "reconnect_backoff": (int, float), "enquire_link_timeout": (int, float),
+        "submit_timeout": (int, float), "receipt_id_format": str,
     }
     required_config = ("host", "port")
     holds_link = True
@@ -72,12 +87,16 @@ class SmppBackend(BaseBackend):
         self.port: int = self.config["port"]
         self.bind_type: str = self.config.get("bind_type", "transceiver")
         self.throughput: float = self.config.get("throughput", 10)
+        #: Seconds to wait for a submit_sm_resp while the link is up.
+        self.submit_timeout: float = self.config.get("submit_timeout", 60)
+        self.receipt_ids = RECEIPT_ID_FORMATS[self.config.get("receipt_id_format", "as_is")]
+        #: Who this process is in the bind's lease: one process per backend binds.
+        self.holder = heartbeat.holder()
         self.link: Link | None = None
         #: Called with (state, detail) on each bind, unbind and reconnect.
         self.state_listeners: list[Callable[[str, str], None]] = []
         self._references = itertools.cycle(range(256))
         self._next_submit = 0.0
-        self._parts: dict[tuple[str, int, int], tuple[float, dict[int, str]]] = {}
         self._bind_writes: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -93,20 +112,45 @@ class SmppBackend(BaseBackend):
             errors.append(Error(f"Backend {name!r}: bind_type {bind_type!r} is not one we know.",
                                 hint="Use 'transceiver' (the default), 'transmitter' or 'receiver'.",
                                 id="smsrouter.E071"))
-        for option in ("enquire_link", "throughput", "reconnect_backoff"):
+        for option in ("enquire_link", "throughput", "reconnect_backoff",
+                       "enquire_link_timeout", "submit_timeout"):
             value = given.get(option)
             if isinstance(value, (int, float)) and value <= 0:
                 errors.append(Error(f"Backend {name!r}: {option} must be more than 0, not {value}.",
                                     hint=f"Leave {option!r} out for its default.",
                                     id="smsrouter.E072"))
-        for option, size in (("system_id", 16), ("password", 9), ("system_type", 13),
+        # E073, which refused a password over 8 characters, is retired: see W071.
+        for option, size in (("system_id", 16), ("password", None), ("system_type", 13),
                              ("source_addr", 21)):
             value = given.get(option)
-            if isinstance(value, str) and (len(value) >= size or not value.isascii()):
+            if isinstance(value, str) and (not value.isascii() or size and len(value) >= size):
+                limit = f", at most {size - 1} characters" if size else ""
                 errors.append(Error(
-                    f"Backend {name!r}: {option} must be ASCII, at most {size - 1} characters.",
+                    f"Backend {name!r}: {option} must be ASCII{limit}.",
                     hint="SMPP 3.4 sets these limits; your SMSC's account gives the values.",
-                    id="smsrouter.E073"))
+                    id="smsrouter.E075"))
+        password = given.get("password")
+        if isinstance(password, str) and len(password) > 8:
+            errors.append(Warning(
+                f"Backend {name!r}: password is over SMPP 3.4's 8 characters.",
+                hint="Some SMSCs take longer ones; if the bind is refused with "
+                     "ESME_RINVPASWD, ask for an 8-character password.",
+                id="smsrouter.W071"))
+        submit_timeout = given.get("submit_timeout", 60)
+        recover_after = conf.get("SMSROUTER_RECOVER_AFTER")
+        if isinstance(submit_timeout, (int, float)) and submit_timeout >= recover_after:
+            errors.append(Error(
+                f"Backend {name!r}: submit_timeout {submit_timeout} is not below "
+                f"SMSROUTER_RECOVER_AFTER ({recover_after}).",
+                hint="The sweep would queue a message again while its submit_sm_resp is "
+                     "still awaited, and the SMSC could get it twice.",
+                id="smsrouter.E077"))
+        receipt_id_format = given.get("receipt_id_format", "as_is")
+        if isinstance(receipt_id_format, str) and receipt_id_format not in RECEIPT_ID_FORMATS:
+            errors.append(Error(
+                f"Backend {name!r}: receipt_id_format {receipt_id_format!r} is not one we know.",
+                hint="Use " + ", ".join(map(repr, RECEIPT_ID_FORMATS)) + ".",
+                id="smsrouter.E076"))
         for option in ("source_addr_ton", "source_addr_npi"):
             value = given.get(option)
             if isinstance(value, int) and not 0 <= value <= 255:
@@ -128,17 +172,22 @@ class SmppBackend(BaseBackend):
              "system_type": self.config.get("system_type", ""),
              "interface_version": pdu.INTERFACE_VERSION},
             enquire_link=self.config.get("enquire_link", 30),
+            enquire_link_timeout=self.config.get("enquire_link_timeout", 10),
             reconnect_backoff=self.config.get("reconnect_backoff", 60),
             on_deliver=self._on_deliver, on_state=self._on_state,
-            on_alive=lambda: self._record_bind(None),
+            on_alive=self._on_alive, may_bind=self._may_bind,
         )
         self.link.start()
 
     async def deactivate(self) -> None:
-        """Unbind and close the connection."""
+        """Unbind, close the connection and give up the bind's lease."""
         if self.link is not None:
             await self.link.stop()
             self.link = None
+            try:
+                await database_sync_to_async(release_bind)(self.name, self.holder)
+            except Exception:
+                logger.exception("SMPP backend %s: could not give up the bind's lease", self.name)
         await asyncio.gather(*self._bind_writes, return_exceptions=True)
 
     def ready(self) -> bool:
@@ -149,6 +198,42 @@ class SmppBackend(BaseBackend):
             return self.link.bound
         except RuntimeError:  # no running loop, so not the link's
             return False
+
+    def _lease_seconds(self) -> float:
+        """How long the lease lasts unrenewed: two enquire_link rounds that went unanswered."""
+        return 2 * (self.config.get("enquire_link", 30) + self.config.get("enquire_link_timeout", 10))
+
+    async def _may_bind(self) -> str:
+        """Take the bind's lease before connecting: "" if this process may bind, else why
+        not. A database that cannot be reached guards nothing: the link binds all the
+        same, since receiving does not wait for it (deliver_sm is answered ESME_RX_T_APPN
+        until it is back)."""
+        try:
+            held_by = await database_sync_to_async(take_bind)(
+                self.name, self.holder, self._lease_seconds())
+        except Exception as exc:
+            logger.warning("SMPP backend %s: binding without the bind's lease, which could "
+                           "not be taken: %s", self.name, reason(exc))
+            return ""
+        return f"bound by {held_by} (its lease)" if held_by else ""
+
+    def _on_alive(self) -> None:
+        self._record_bind(None)
+        task = asyncio.get_running_loop().create_task(self._renew())
+        self._bind_writes.add(task)
+        task.add_done_callback(self._bind_writes.discard)
+
+    async def _renew(self) -> None:
+        """Renew the lease on each answered enquire_link; a lease lost meanwhile (this
+        process was too slow, another took it) closes the link, whose reconnect waits."""
+        try:
+            held_by = await database_sync_to_async(take_bind)(
+                self.name, self.holder, self._lease_seconds())
+        except Exception:
+            logger.exception("SMPP backend %s: could not renew the bind's lease", self.name)
+            return
+        if held_by and self.link is not None:
+            self.link.close(f"lease lost to {held_by}")
 
     def _on_state(self, state: str, detail: str) -> None:
         log = logger.info if state == BOUND else logger.warning
@@ -180,7 +265,10 @@ class SmppBackend(BaseBackend):
         """submit_sm each message through this process's bind.
 
         The sender calls it only while ready(); a message whose first part finds the link
-        down meanwhile fails as temporary, to be sent again once it binds.
+        down meanwhile fails as temporary, to be sent again once it binds, as does one
+        whose submit_sm_resp the drop of the link cut off (the sender counts each attempt).
+        A link that stays up is waited on for `submit_timeout`: no answer by then fails
+        the message, since the SMSC may hold it and a resend could deliver it twice.
         """
         if self.bind_type == "receiver":
             raise PermanentSendError(f"backend {self.name!r} binds as a receiver: it cannot send")
@@ -200,23 +288,28 @@ class SmppBackend(BaseBackend):
             registered_delivery=1,
         )
         link = self.link
-        first_id = None
+        ids: list[str] = []
         for number, part in enumerate(parts):
             if number == 0 and (link is None or not link.bound):
                 raise TemporarySendError(f"SMPP backend {self.name!r} is not bound in this process")
             assert link is not None
             await self._pace()
             try:
-                resp = await link.request(part)
-            except (LinkDown, TimeoutError) as exc:
-                raise TemporarySendError(f"SMPP: no submit_sm_resp ({exc or 'timed out'})") from exc
+                resp = await link.request(part, self.submit_timeout)
+            except LinkDown as exc:
+                raise TemporarySendError(f"SMPP: no submit_sm_resp: {exc}") from exc
+            except TimeoutError as exc:
+                raise PermanentSendError(f"SMPP: not sent again, as the SMSC may have taken it: "
+                                         f"{reason(exc)}") from exc
             status = resp.command_status
             if status in TEMPORARY:
                 raise TemporarySendError(f"SMPP submit_sm: {pdu.status_name(status)}")
             if status != pdu.ESME_ROK:
                 raise PermanentSendError(f"SMPP submit_sm: {pdu.status_name(status)}")
-            first_id = first_id or resp.get_str("message_id")
-        return first_id
+            ids.append(resp.get_str("message_id"))
+        if len(ids) > 1 and message.id is not None:
+            await database_sync_to_async(keep_part_ids)(message.id, ids)
+        return ids[0] or None
 
     async def _pace(self) -> None:
         """At most `throughput` submit_sm per second from this backend."""
@@ -256,12 +349,9 @@ class SmppBackend(BaseBackend):
                                       "%s; PDU %s", self.name, deliver.sequence_number,
                                       "; ".join(part.problems), deliver.raw.hex())
         part.problems[:0] = deliver.problems
-        parts = [part] if concat is None else self._reassemble(source, concat, part)
-        if parts is None:
-            return pdu.ESME_ROK
         try:
-            await aincoming(self.name, source, "".join(p.text for p in parts),
-                            fields=_fields(parts))
+            await self._reassemble(Inbound(source, part.text, fields=_fields(part),
+                                           part=concat and PartOf(str(concat[0]), *concat[1:])))
         except BadInbound as exc:
             pdu.malformed_log.warning("SMPP backend %s: deliver_sm %d refused (%s), answered %s; "
                                       "PDU %s", self.name, deliver.sequence_number, exc,
@@ -269,20 +359,14 @@ class SmppBackend(BaseBackend):
             return pdu.ESME_RX_R_APPN
         return pdu.ESME_ROK
 
-    def _reassemble(self, source: str, concat: tuple[int, int, int],
-                    part: _Part) -> list[_Part] | None:
-        """The parts of the whole text, in order, once its last part is in; None until then."""
-        reference, total, number = concat
-        now = time.monotonic()
-        for key in [key for key, (since, _) in self._parts.items() if now - since > PARTS_KEPT]:
-            del self._parts[key]
-        key = (source, reference, total)
-        parts = self._parts.setdefault(key, (now, {}))[1]
-        parts[number] = part
-        if len(parts) < total:
-            return None
-        del self._parts[key]
-        return [parts[n] for n in sorted(parts)]
+    async def _reassemble(self, message: Inbound) -> None:
+        """Accept a whole message, or store a part durably (smsrouter.parts): either way
+        committed before the deliver_sm is answered, so an SMSC whose answer never came
+        (the process died) delivers it again."""
+        if message.part is None:
+            await aincoming(self.name, message.identity, message.text, fields=message.fields)
+        else:
+            await database_sync_to_async(parts.receive)(self.name, message)
 
     async def _on_receipt(self, deliver: Pdu) -> None:
         try:
@@ -296,23 +380,35 @@ class SmppBackend(BaseBackend):
                                       "%s; PDU %s", self.name, deliver.sequence_number, problem,
                                       deliver.raw.hex())
             return
+        try:
+            candidates = self.receipt_ids(receipt.message_id)
+        except ValueError:
+            pdu.malformed_log.warning("SMPP backend %s: deliver_sm %d ignored: its receipted id "
+                                      "%r is not the number receipt_id_format expects; PDU %s",
+                                      self.name, deliver.sequence_number, receipt.message_id,
+                                      deliver.raw.hex())
+            return
         status = RECEIPT_STATUS.get(receipt.stat)
         if status is None:
             logger.info("SMPP backend %s: receipt for %s with stat:%s changes nothing",
                         self.name, receipt.message_id, receipt.stat)
             return
         error = f"SMPP stat:{receipt.stat} err:{receipt.err}" if status == Status.FAILED else ""
-        report = StatusReport(status, "receipted_message_id", external_id=receipt.message_id,
-                              error=error)
-        try:
-            await database_sync_to_async(reports.apply)(self.name, [report])
-        except BadInbound as exc:
-            logger.warning("SMPP backend %s: receipt ignored: %s", self.name, exc)
+        for external_id in candidates:
+            report = StatusReport(status, "receipted_message_id", external_id=external_id,
+                                  error=error)
+            try:
+                await database_sync_to_async(reports.apply)(self.name, [report])
+                return
+            except BadInbound as exc:
+                problem = exc
+        logger.warning("SMPP backend %s: receipt ignored: %s", self.name, problem)
 
 
 @dataclass
 class _Part:
-    """One deliver_sm's text as read, what could not be read as sent, and its octets."""
+    """One deliver_sm's text as read, what could not be read as sent, and its octets
+    (UDH included)."""
 
     text: str
     problems: list[str]
@@ -320,21 +416,25 @@ class _Part:
 
 
 def _read_part(deliver: Pdu) -> tuple[tuple[int, int, int] | None, _Part]:
-    """A deliver_sm's concatenation element (None without a valid one) and its text.
+    """Where a deliver_sm belongs in a long text, (reference, total, number) (None without
+    a valid UDH concatenation element or SAR TLVs), and its text.
 
     A user data header that cannot be read leaves the message whole, its text read from
     the octets after the header when its length fits (else with the header's octets in);
-    a text its data_coding cannot read is kept as its best reading.
+    so do SAR TLVs that cannot be read. A text its data_coding cannot read is kept as its
+    best reading.
     """
     octets = deliver.get_bytes("short_message") or deliver.tlvs.get(pdu.TLV_MESSAGE_PAYLOAD, b"")
     problems: list[str] = []
-    concat, payload = None, octets
+    concat, payload = _read_sar(deliver, problems), octets
     if deliver.get_int("esm_class") & pdu.ESM_UDHI:
         try:
-            concat, payload = pdu.split_udh(octets)
+            udh, payload = pdu.split_udh(octets)
         except pdu.UdhError as exc:
             problems.append(str(exc))
             payload = exc.payload
+        else:
+            concat = concat or udh
     try:
         text = pdu.decode_text(payload, deliver.get_int("data_coding"))
     except pdu.TextError as exc:
@@ -343,14 +443,69 @@ def _read_part(deliver: Pdu) -> tuple[tuple[int, int, int] | None, _Part]:
     return concat, _Part(text, problems, octets)
 
 
-def _fields(parts: list[_Part]) -> dict[str, Any]:
-    """fields["smpp"] of a text that could not be read as sent: what was wrong (by part
-    for a long text) and each part's short_message in hex, UDH included, to read again."""
-    if not any(part.problems for part in parts):
+#: The SAR TLVs of a part, with the octets each must have.
+SAR_TLVS = {pdu.TLV_SAR_MSG_REF_NUM: 2, pdu.TLV_SAR_TOTAL_SEGMENTS: 1,
+            pdu.TLV_SAR_SEGMENT_SEQNUM: 1}
+
+
+def _read_sar(deliver: Pdu, problems: list[str]) -> tuple[int, int, int] | None:
+    """The part that SAR TLVs name; None without them, or (with a problem) when they
+    cannot name a part of a text."""
+    values = {tag: deliver.tlvs.get(tag) for tag in SAR_TLVS}
+    if all(value is None for value in values.values()):
+        return None
+    if any(value is None or len(value) != SAR_TLVS[tag] for tag, value in values.items()):
+        problems.append("SAR TLVs incomplete or of the wrong length: "
+                        + ", ".join(f"0x{tag:04X}={'' if v is None else v.hex()}"
+                                    for tag, v in values.items()))
+        return None
+    reference = int.from_bytes(values[pdu.TLV_SAR_MSG_REF_NUM], "big")
+    total = values[pdu.TLV_SAR_TOTAL_SEGMENTS][0]
+    number = values[pdu.TLV_SAR_SEGMENT_SEQNUM][0]
+    if not 1 <= number <= total:
+        problems.append(f"SAR TLVs name part {number} of {total}")
+        return None
+    return reference, total, number
+
+
+def _fields(part: _Part) -> dict[str, Any]:
+    """fields["smpp"] of a part that could not be read as sent: what was wrong and its
+    short_message in hex, UDH included, to read again (smsrouter.parts keeps each part's
+    of a long text)."""
+    if not part.problems:
         return {}
-    if len(parts) == 1:
-        problems = parts[0].problems
-    else:
-        problems = [f"part {number}: {problem}" for number, part in enumerate(parts, start=1)
-                    for problem in part.problems]
-    return {"smpp": {"problems": problems, "short_message": [part.octets.hex() for part in parts]}}
+    return {"smpp": {"problems": part.problems, "short_message": [part.octets.hex()]}}
+
+
+def lease_name(backend_name: str) -> str:
+    return f"smpp bind {backend_name}"[:200]
+
+
+def take_bind(backend_name: str, holder: str, seconds: float) -> str:
+    """Take or renew the lease on a backend's bind for `seconds`: "" once held, else who
+    holds it. One UPDATE decides, so two processes never both win."""
+    now = timezone.now()
+    name = lease_name(backend_name)
+    Lease.objects.bulk_create([Lease(name=name, due_at=now)], ignore_conflicts=True)
+    won = Lease.objects.filter(Q(holder=holder) | Q(due_at__lte=now), name=name).update(
+        due_at=now + timedelta(seconds=seconds), holder=holder)
+    if won:
+        return ""
+    return Lease.objects.filter(name=name).values_list("holder", flat=True).first() or "?"
+
+
+def release_bind(backend_name: str, holder: str) -> None:
+    """Let another process bind at once, rather than once the lease runs out."""
+    Lease.objects.filter(name=lease_name(backend_name), holder=holder).update(
+        due_at=timezone.now())
+
+
+def keep_part_ids(message_id: int, ids: list[str]) -> None:
+    """Each part's id, so that each part's receipt finds the message (reports.py); those
+    of an earlier attempt are replaced."""
+    with transaction.atomic():
+        SubmittedPart.objects.filter(message_id=message_id).delete()
+        SubmittedPart.objects.bulk_create(
+            [SubmittedPart(message_id=message_id, number=number, external_id=external_id)
+             for number, external_id in enumerate(ids, start=1)
+             if not limits.external_id_problem(external_id)])

@@ -1,8 +1,9 @@
 """An ESME's session with an SMSC, kept up in the running event loop.
 
 `Link` connects, binds, reads every PDU, answers enquire_link and unbind, sends its own
-enquire_link every interval, and, when the link drops or the bind is refused, connects
-again after a backoff that doubles up to a cap. Requests (submit_sm) are matched to
+enquire_link every interval, and, when the link drops, the bind is refused or an
+enquire_link goes unanswered for `enquire_link_timeout`, connects again after a backoff
+that doubles up to a cap. Requests (submit_sm) are matched to
 their responses by sequence_number, so many may be in flight at once.
 
 Incoming deliver_sm PDUs are handled one at a time, in order, by a task of their own:
@@ -43,7 +44,7 @@ from smsrouter.smpp.pdu import (
 logger = logging.getLogger(__name__)
 
 BOUND, UNBOUND, RECONNECTING = "bound", "unbound", "reconnecting"
-#: Seconds to wait for the SMSC's response to any request, unbind included.
+#: Seconds to wait for the SMSC's response to a bind or unbind; `request()`'s default.
 RESPONSE_TIMEOUT = 10.0
 #: The first reconnect delay; it doubles after each failure, up to `reconnect_backoff`.
 FIRST_BACKOFF = 1.0
@@ -53,6 +54,11 @@ class LinkDown(ConnectionError):
     """The request could not be answered: no bind, or the link dropped meanwhile."""
 
 
+def reason(exc: BaseException) -> str:
+    """An exception as text that is never empty: str(TimeoutError()) is."""
+    return f"{exc} ({type(exc).__name__})" if str(exc) else type(exc).__name__
+
+
 class Link:
     """One bind to an SMSC, reconnected until `stop()`.
 
@@ -60,7 +66,8 @@ class Link:
     be read; the SMSC is answered with the command_status it returns once it returns
     (ESME_RX_T_APPN if it raised, so that the SMSC delivers it again later).
     `on_state(state, detail)` hears of each bind, unbind and reconnect, and `on_alive()`
-    of each enquire_link the SMSC answered.
+    of each enquire_link the SMSC answered. `may_bind()`, awaited before each connection,
+    returns why this process must not bind now (another holds the bind), or "".
     """
 
     def __init__(
@@ -71,15 +78,19 @@ class Link:
         bind_fields: dict[str, Any],
         *,
         enquire_link: float,
+        enquire_link_timeout: float = RESPONSE_TIMEOUT,
         reconnect_backoff: float,
         on_deliver: Callable[[Pdu], Awaitable[int]],
         on_state: Callable[[str, str], None],
         on_alive: Callable[[], None] = lambda: None,
+        may_bind: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.bind_command, self.bind_fields = bind_command, bind_fields
         self.enquire_link, self.reconnect_backoff = enquire_link, reconnect_backoff
+        self.enquire_link_timeout = enquire_link_timeout
         self.on_deliver, self.on_state, self.on_alive = on_deliver, on_state, on_alive
+        self.may_bind = may_bind
         self.state = UNBOUND
         self.loop: asyncio.AbstractEventLoop | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -88,6 +99,8 @@ class Link:
         self._deliveries: asyncio.Queue[tuple[Pdu, asyncio.StreamWriter]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        #: Why this side closed the connection, for the reconnect's detail.
+        self._closed_because = ""
 
     @property
     def bound(self) -> bool:
@@ -114,8 +127,11 @@ class Link:
         self.state = UNBOUND
         self.on_state(UNBOUND, f"from {self.host}:{self.port}")
 
-    async def request(self, pdu: Pdu, timeout: float = RESPONSE_TIMEOUT) -> Pdu:
-        """Send a request PDU and return its response; LinkDown or TimeoutError."""
+    async def request(self, pdu: Pdu, timeout: float | None = None) -> Pdu:
+        """Send a request PDU and return its response within `timeout` seconds
+        (RESPONSE_TIMEOUT by default); LinkDown if the link is or goes down first, else
+        TimeoutError saying how long it waited."""
+        timeout = RESPONSE_TIMEOUT if timeout is None else timeout
         writer = self._writer
         if writer is None or writer.is_closing():
             raise LinkDown(f"not connected to {self.host}:{self.port}")
@@ -125,11 +141,24 @@ class Link:
         try:
             writer.write(pdu.encode())
             await writer.drain()
-            return await asyncio.wait_for(answer, timeout)
+            async with asyncio.timeout(timeout):
+                return await answer
+        except TimeoutError:
+            name = Command(pdu.command_id).name.lower()
+            raise TimeoutError(f"no answer to {name} in {timeout:g} s "
+                               f"from {self.host}:{self.port}") from None
+        except LinkDown:
+            raise
         except ConnectionError as exc:
-            raise LinkDown(str(exc)) from exc
+            raise LinkDown(reason(exc)) from exc
         finally:
             self._pending.pop(pdu.sequence_number, None)
+
+    def close(self, why: str) -> None:
+        """Close the connection (without an unbind) for a reconnect, saying why."""
+        self._closed_because = why
+        if self._writer:
+            self._writer.close()
 
     def _set_state(self, state: str, detail: str) -> None:
         if state != self.state or state == RECONNECTING:
@@ -139,10 +168,15 @@ class Link:
     async def _run(self) -> None:
         delay = min(FIRST_BACKOFF, self.reconnect_backoff)
         while True:
+            if self.may_bind and (why := await self.may_bind()):
+                self._set_state(RECONNECTING, f"{why}; again in {delay:g} s")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.reconnect_backoff)
+                continue
             try:
                 reader, self._writer = await asyncio.open_connection(self.host, self.port)
             except OSError as exc:
-                why = f"cannot connect to {self.host}:{self.port}: {exc}"
+                why = f"cannot connect to {self.host}:{self.port}: {reason(exc)}"
             else:
                 why, was_bound = await self._session(reader, self._writer)
                 if self._stopping:
@@ -156,6 +190,7 @@ class Link:
     async def _session(self, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> tuple[str, bool]:
         """One connection, from bind to drop: why it ended, and whether it was bound."""
+        self._closed_because = ""
         reading = asyncio.create_task(self._read(reader, writer))
         keeping: asyncio.Task[None] | None = None
         try:
@@ -165,9 +200,10 @@ class Link:
             self._set_state(BOUND, f"as {self.bind_fields['system_id']!r} to "
                                    f"{self.host}:{self.port} ({resp.get_str('system_id')})")
             keeping = asyncio.create_task(self._keep_alive())
-            return await reading, True
+            why = await reading
+            return self._closed_because or why, True
         except (LinkDown, TimeoutError) as exc:
-            return f"bind failed: {exc or 'no answer'}", False
+            return f"bind failed: {reason(exc)}", False
         finally:
             if keeping:
                 keeping.cancel()
@@ -233,15 +269,15 @@ class Link:
         return None
 
     async def _keep_alive(self) -> None:
-        """enquire_link every interval; no answer in time closes the link for a reconnect."""
+        """enquire_link every interval; no answer within `enquire_link_timeout` closes the
+        link for a reconnect, which fails what is in flight with LinkDown."""
         while True:
             await asyncio.sleep(self.enquire_link)
             try:
-                await self.request(Pdu(Command.ENQUIRE_LINK))
-            except TimeoutError:
-                logger.warning("SMPP %s:%d did not answer enquire_link", self.host, self.port)
-                if self._writer:
-                    self._writer.close()
+                await self.request(Pdu(Command.ENQUIRE_LINK), self.enquire_link_timeout)
+            except TimeoutError as exc:
+                logger.warning("SMPP %s:%d: %s", self.host, self.port, exc)
+                self.close(f"hung: {exc}")
                 return
             self.on_alive()
 

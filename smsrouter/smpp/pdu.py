@@ -83,6 +83,11 @@ STATUS_NAMES = {
 TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_MESSAGE_STATE = 0x0427
 TLV_MESSAGE_PAYLOAD = 0x0424
+#: A long message's parts as SAR TLVs rather than a UDH: the 16-bit reference, how many
+#: parts, this part's number (from 1).
+TLV_SAR_MSG_REF_NUM = 0x020C
+TLV_SAR_TOTAL_SEGMENTS = 0x020E
+TLV_SAR_SEGMENT_SEQNUM = 0x020F
 
 #: esm_class bits.
 ESM_UDHI = 0x40
