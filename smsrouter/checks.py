@@ -225,6 +225,7 @@ CHECKS: tuple[Callable[..., list[CheckMessage]], ...] = (
     check_httptester,
     projectchecks.check_setting_names,
     projectchecks.check_sqlite_journal,
+    projectchecks.check_link_accounts,
     projectchecks.check_live_httptester,
 )
 #: What only `manage.py check --deploy` runs: where production leaves something open.

@@ -7,6 +7,8 @@ smsrouter.W003          a setting named like smsrouter's that smsrouter does not
                         (SMSROUTER_APP, INSTALLED_BACKEND): it has no effect
 smsrouter.W004          a SQLite database (not in memory) without journal_mode=WAL and
                         synchronous=NORMAL: every commit waits for the disk
+smsrouter.W070          two backends that bind to one SMSC account (host, port and
+                        system_id): each takes its own bind, which SMSCs often refuse
 smsrouter.W091          the httptester served in celery mode with a per-process channel
                         layer: replies that the workers store never reach the open page
 ======================  ==============================================================
@@ -19,6 +21,7 @@ from typing import Any
 from django.apps import apps as django_apps
 from django.conf import global_settings, settings
 from django.core.checks import CheckMessage, Warning
+from django.utils.module_loading import import_string
 from django.db.backends.sqlite3.creation import DatabaseCreation
 
 from smsrouter import conf, dispatch
@@ -76,6 +79,34 @@ def _closest(name: str, known: list[str]) -> str | None:
 SQLITE_OPTIONS = ('"OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; '
                   'PRAGMA synchronous=NORMAL;", "transaction_mode": "IMMEDIATE"}')
 PRAGMA = re.compile(r"pragma\s+(?:\w+\.)?(journal_mode|synchronous)\s*=\s*['\"]?(\w+)", re.IGNORECASE)
+
+
+def check_link_accounts(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A bind is one per account: the lease (smsrouter.backends.smpp) keeps two processes
+    from binding one backend, but two backend names for one account bind twice."""
+    configured = getattr(settings, "INSTALLED_BACKENDS", None)
+    if not isinstance(configured, dict):
+        return []
+    by_account: dict[tuple[Any, ...], list[str]] = {}
+    for name, config in configured.items():
+        if not isinstance(config, dict) or not _holds_link(config.get("ENGINE")):
+            continue
+        given = {str(key).lower(): value for key, value in config.items()}
+        account = tuple(repr(given.get(key)) for key in ("host", "port", "system_id"))
+        by_account.setdefault(account, []).append(str(name))
+    return [Warning(
+        f"Backends {', '.join(map(repr, names))} bind to one SMSC account "
+        f"({account[2]} at {account[0]}:{account[1]}): each would take a bind of its own.",
+        hint="Keep one backend per account (several SMSCs refuse a second bind, or split "
+        "the traffic between them unasked), or ask the SMSC for an account each.",
+        id="smsrouter.W070") for account, names in by_account.items() if len(names) > 1]
+
+
+def _holds_link(engine: Any) -> bool:
+    try:
+        return bool(getattr(import_string(engine), "holds_link", False))
+    except (ImportError, TypeError, ValueError):  # E003 and E004 report it
+        return False
 
 
 def check_sqlite_journal(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:

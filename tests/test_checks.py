@@ -468,3 +468,16 @@ def test_a_keywords_setting_the_check_refuses_is_refused_when_the_words_are_read
 def test_the_help_text_is_a_text_or_none(settings, value, expected):
     settings.SMSROUTER_HELP = value
     assert checks.check_keywords() == expected
+
+
+def test_two_backends_binding_to_one_smsc_account_are_warned_of(settings):
+    smpp = {"ENGINE": "smsrouter.backends.smpp.SmppBackend", "host": "smsc.example.org",
+            "port": 2775, "system_id": "clinic"}
+    settings.INSTALLED_BACKENDS = {"a": smpp, "b": {**smpp, "SYSTEM_ID": "clinic"},
+                                   "c": {**smpp, "system_id": "other"},
+                                   "web": {"ENGINE": "smsrouter.backends.httptester.HttpTesterBackend"}}
+    [warning] = projectchecks.check_link_accounts()
+    assert warning.id == "smsrouter.W070"
+    assert warning.msg.startswith("Backends 'a', 'b' bind to one SMSC account")
+    del settings.INSTALLED_BACKENDS["b"]
+    assert projectchecks.check_link_accounts() == []
