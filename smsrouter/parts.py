@@ -7,7 +7,8 @@ Once every part of (backend, sender, reference, total) is in, the whole text, jo
 part order, is accepted through smsrouter.inbound in the transaction that marks the
 parts used: it is routed exactly once, or not at all and the parts stay unused.
 
-Parts whose text never completes are not lost either: `expire()`, a periodic job, stores
+Parts whose text never completes are not lost either: `expire()`, run by every sweep (the
+server's scheduler, `smsrouter_sender`, `smsrouter_recover`, Celery beat's), stores
 each group older than SMSROUTER_PARTS_TIMEOUT as one message of what arrived, with
 fields["parts"] = {"missing": [numbers], "total": N}. Used parts are kept as long again,
 so that a gateway's retry of a part already routed is known as one, then purged.
@@ -27,11 +28,6 @@ from smsrouter.api import checked
 from smsrouter.backends.base import Inbound
 from smsrouter.messages import IncomingMessage
 from smsrouter.models import Connection, PendingPart
-from smsrouter.router import App, periodic
-
-#: How often `expire()` looks for groups past the timeout (seconds).
-EXPIRE_EVERY = 30.0
-
 
 def receive(backend_name: str, part: Inbound) -> IncomingMessage | None:
     """Store one part of a long SMS; the whole message once this part completes it, else None.
@@ -146,13 +142,3 @@ def _expire_group(connection_id: int, reference: str, total: int, *, now: dateti
             return 0
         _accept(connection.backend.name, connection.identity, parts, now, total=total)
     return 1
-
-
-class PartsApp(App):
-    """Runs `expire()` once a period, wherever periodic jobs run (the server's scheduler,
-    `smsrouter_sender`, Celery beat), listed in SMSROUTER_APPS or not
-    (smsrouter.periodic.OWN_JOBS)."""
-
-    @periodic(every=EXPIRE_EVERY)
-    def expire_parts(self) -> None:
-        expire()

@@ -37,19 +37,13 @@ class Job:
         return f"{self.app_path}.{self.method}"
 
 
-#: Apps whose periodic jobs run whether or not SMSROUTER_APPS lists them: smsrouter's own
-#: upkeep, without which something accepted would wait for good (the parts of a long SMS
-#: that never all came). Named by path: imported when the jobs are listed, not here.
-OWN_JOBS = ("smsrouter.parts.PartsApp",)
-
-
 def jobs() -> list[Job]:
-    """Every periodic method of SMSROUTER_APPS, and of OWN_JOBS."""
-    listed = [(f"{bound.app_class.__module__}.{bound.app_class.__qualname__}", bound.app_class)
-              for bound in loaded_apps()]
-    own = [(path, resolve_app(path)) for path in OWN_JOBS if path not in dict(listed)]
-    return [Job(path, method, every) for path, app_class in [*listed, *own]
-            for method, every in periodic_jobs(app_class)]
+    """Every periodic method of SMSROUTER_APPS."""
+    return [
+        Job(f"{bound.app_class.__module__}.{bound.app_class.__qualname__}", method, every)
+        for bound in loaded_apps()
+        for method, every in periodic_jobs(bound.app_class)
+    ]
 
 
 def take_turn(name: str, every: float, now: datetime | None = None) -> datetime | None:

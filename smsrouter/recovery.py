@@ -17,7 +17,7 @@ from asgiref.sync import async_to_sync
 from django.db.models import Q
 from django.utils import timezone
 
-from smsrouter import dispatch, inbound, sender
+from smsrouter import dispatch, inbound, parts, sender
 from smsrouter.models import Direction, Message, Status
 
 
@@ -39,8 +39,10 @@ def stuck_inbound(older_than: float) -> list[int]:
 
 
 def recover(older_than: float) -> dict[str, int]:
-    """Sweep once: route or hand on stuck inbound messages, queue interrupted sends again,
-    and send (or hand on) every queued message that is due. How many of each direction."""
+    """Sweep once: store the long SMS whose parts stopped coming (smsrouter.parts), route
+    or hand on stuck inbound messages, queue interrupted sends again, and send (or hand
+    on) every queued message that is due. How many of each direction."""
+    parts.expire()
     stuck = stuck_inbound(older_than)
     requeue_interrupted(older_than)
     now = timezone.now()

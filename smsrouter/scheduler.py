@@ -9,8 +9,9 @@ does), and it does what must happen without a person, for the duties that
   registers it, so dispatch wakes it with them), so a reply leaves within milliseconds;
 * at the next `due_at` it knows of, for retries and scheduled sends;
 * every SMSROUTER_SWEEP_EVERY seconds, look for due rows that other processes made or a
-  crash left, queue again the sends left "sending" and route inbound messages left
-  "received" for longer than SMSROUTER_RECOVER_AFTER;
+  crash left, queue again the sends left "sending", route inbound messages left
+  "received" for longer than SMSROUTER_RECOVER_AFTER, and store the long SMS whose parts
+  stopped coming (smsrouter.parts);
 * run the apps' `@periodic` jobs, each once per period across processes (a lease);
 * at its sweeps, write the "scheduler" heartbeat that /ready/ reads (smsrouter.heartbeat).
 
@@ -31,7 +32,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import Min
 from django.utils import timezone
 
-from smsrouter import conf, heartbeat, inbound, periodic, recovery, sender
+from smsrouter import conf, heartbeat, inbound, parts, periodic, recovery, sender
 from smsrouter.dispatch import Duties
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Direction, Message, Status
@@ -168,6 +169,7 @@ class Scheduler:
                 stuck = await sync_to_async(recovery.stuck_inbound)(after)
                 for start in range(0, len(stuck), sender.BATCH):
                     await sync_to_async(inbound.route_ids)(stuck[start:start + sender.BATCH])
+                await sync_to_async(parts.expire)()
             if (self.duties.sweeps or self.duties.backends) and self._beats.due():
                 await sync_to_async(heartbeat.beat)(heartbeat.SCHEDULER)
             if not self.duties.backends:

@@ -224,12 +224,14 @@ def _waiting_on_a_lock() -> bool:
         return cursor.fetchone()[0] > 0
 
 
-def test_the_timeout_runs_wherever_periodic_jobs_run_with_no_app_listed(settings):
-    """Without it a text whose parts never all came would wait for good: it is one of
-    smsrouter's own jobs, for the scheduler and beat alike, whatever SMSROUTER_APPS says."""
-    from smsrouter import periodic
+@pytest.mark.django_db
+def test_every_sweep_stores_a_text_whose_parts_stopped_coming(routed):
+    """Nothing to list or schedule: the sweep of every host (here `smsrouter_recover`'s)
+    stores what waited past the timeout, as it routes stuck messages."""
+    from smsrouter import recovery
 
-    settings.SMSROUTER_APPS = []
-    assert "smsrouter.parts.PartsApp.expire_parts" in [job.name for job in periodic.jobs()]
-    settings.SMSROUTER_APPS = ["smsrouter.parts.PartsApp"]
-    assert [job.name for job in periodic.jobs()].count("smsrouter.parts.PartsApp.expire_parts") == 1
+    parts.receive("a", part("Hello ", 1, total=2))
+    PendingPart.objects.update(received_at=timezone.now() - timedelta(seconds=601))
+    recovery.recover(older_than=60)
+    [(text, fields, _)] = routed()
+    assert (text, fields["parts"]) == ("Hello ", {"missing": [2], "total": 2})

@@ -247,7 +247,6 @@ def test_the_celery_task_runs_a_job_only_on_the_turn_it_wins(queued):
 def test_install_beat_schedules_the_sweeper_and_the_apps_jobs(settings):
     from celery import Celery
 
-    from smsrouter.parts import EXPIRE_EVERY
     from smsrouter.tasks import install_beat
 
     settings.SMSROUTER_APPS = ["tests.apps.Reminders"]
@@ -261,10 +260,7 @@ def test_install_beat_schedules_the_sweeper_and_the_apps_jobs(settings):
         "tests.apps.Reminders.remind": (3600.0, "smsrouter.run_periodic",
                                         ("tests.apps.Reminders", "remind", 3600.0)),
         "tests.apps.Reminders.tick": (60.0, "smsrouter.run_periodic",
-                                      ("tests.apps.Reminders", "tick", 60.0)),
-        "smsrouter.parts.PartsApp.expire_parts": (
-            float(EXPIRE_EVERY), "smsrouter.run_periodic",
-            ("smsrouter.parts.PartsApp", "expire_parts", float(EXPIRE_EVERY)))}
+                                      ("tests.apps.Reminders", "tick", 60.0))}
 
 
 def test_the_send_command_reads_a_csv_and_schedules(queued, tmp_path, settings,
@@ -304,7 +300,7 @@ def test_the_sender_command_once_does_what_is_due_and_exits(queued, celery_tasks
     call_command("smsrouter_sender", "--once")
     out = capsys.readouterr().out
     assert "Routed 1 stuck message(s), re-queued 1 interrupted send(s)" in out
-    assert "ran 3 periodic job(s)" in out  # the two of Reminders, and smsrouter.parts' own
+    assert "ran 2 periodic job(s)" in out
     assert dict(Message.objects.filter(direction="out").values_list("text", "status")) == {
         "lost": "sent", "half-sent": "sent", "due": "sent", "tomorrow": "queued"}
     assert Contact.objects.get().name == "reminded" and "tick" in apps.calls
