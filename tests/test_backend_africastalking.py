@@ -5,17 +5,14 @@ is pointed at the same stand-in, so that what it sends for a message is compared
 """
 
 import json
-from typing import Any
 
 import africastalking
 import pytest
-from django.test import Client
 
 import smsrouter
 from smsrouter import checks
 from smsrouter.backends.africastalking import AfricasTalkingBackend
 from smsrouter.models import Connection, Message
-from tests.contract import ReportContract, SendFailureContract, WebhookAuthContract
 
 ENGINE = "smsrouter.backends.africastalking.AfricasTalkingBackend"
 USERNAME = "smsrouter-test"
@@ -384,35 +381,3 @@ def test_an_empty_token_refuses_every_callback(client, config, settings):
     settings.INSTALLED_BACKENDS = {"at": {**config, "token": ""}}
     assert client.post("/backend/at/?token=", INBOUND).status_code == 403
     assert Message.objects.count() == 0
-
-
-class TestAfricasTalkingContract(WebhookAuthContract, SendFailureContract, ReportContract):
-    """The backend contract (tests/contract.py) that every backend meets."""
-
-    name = "at"
-    identity_field = "from"
-
-    def configure(self, url: str) -> None:
-        self.install(ENGINE=ENGINE, username=USERNAME, api_key=API_KEY, token=TOKEN,
-                     api_url=url)
-
-    def accept(self, count: int) -> list[str | None]:
-        ids = [f"ATXid_{len(self.gateway.requests) + i}" for i in range(count)]
-        for message_id in ids:  # one request per message: each has its own text
-            accepts(self.gateway, recipient("+0", message_id=message_id))
-        return ids
-
-    def inbound(self, client: Client, identity: str | None, text: str) -> Any:
-        form = {"id": "ATXid_in", "to": "22384", "text": text}
-        return client.post(WEBHOOK, form if identity is None else {**form, "from": identity})
-
-    def forged_inbound(self, client: Client, identity: str, text: str) -> Any:
-        return client.post("/backend/at/", {"id": "ATXid_in", "from": identity, "text": text})
-
-    def report(self, client: Client, message: Message, status: str) -> Any:
-        at_status = {"sent": "Sent", "delivered": "Success"}[status]
-        return client.post(STATUS, {"id": message.external_id, "status": at_status})
-
-    def forged_report(self, client: Client, message: Message, status: str) -> Any:
-        return client.post("/backend/at/status/?token=guess",
-                           {"id": message.external_id, "status": "Success"})

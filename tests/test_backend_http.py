@@ -63,23 +63,6 @@ def test_a_get_template_sends_a_query_string(settings, gateway):
     assert (sent.method, sent.param("to"), sent.param("text")) == ("GET", "+251911000000", "ሰላም")
 
 
-@pytest.mark.parametrize(("attempts", "status", "later"), [(8, "queued", True), (1, "failed", False)])
-def test_a_gateway_error_is_retried_then_fails_that_message(settings, gateway, attempts, status,
-                                                            later):
-    """A 5xx is queued again with backoff, the error kept; on the last attempt it fails."""
-    settings.INSTALLED_BACKENDS = {"sms": {
-        "ENGINE": ENGINE, "outbound_url": f"{gateway.url}/send",
-        "outbound_params": {"to": "{identity}", "text": "{text}"}}}
-    settings.SMSROUTER_SEND_MAX_ATTEMPTS = attempts
-    gateway.answer(503, "busy")
-    (message,) = smsrouter.send("hi", "+1", backend="sms")
-    error = f"POST {gateway.url}/send answered 503: busy"
-    assert (message.status, message.error) == (status, error)
-    row = Message.objects.get(pk=message.id)
-    assert (row.status, row.attempts, row.error, row.due_at is not None) == (status, 1, error, later)
-    assert len(gateway.requests) == 1
-
-
 def test_send_gives_each_message_its_outcome(settings, gateway):
     """No id from a template's answer; a 5xx is temporary, another 4xx final."""
     settings.INSTALLED_BACKENDS = {"sms": {

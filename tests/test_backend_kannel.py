@@ -115,11 +115,6 @@ def test_a_ucs2_echo_goes_back_as_ucs2(client, kannel, gateway, django_capture_o
         "ሰላም", "2", "UTF-8")
 
 
-def test_an_empty_text_is_a_valid_sms(client, kannel):
-    assert client.get(get_url("text=&charset=UTF-8&coding=0")).status_code == 200
-    assert rows() == [("in", "", "handled")]
-
-
 def test_a_post_form_is_read_like_the_query_string(client, kannel):
     response = client.post("/backend/kannel/", f"id=%2B255700000001&text={ucs2('ሰላም')}"
                            "&charset=UTF-16BE&coding=2",
@@ -384,17 +379,6 @@ def test_a_refusal_keeps_kannels_answer_and_only_a_temporary_one_is_retried(
     assert attempt(msg) == recorded
     assert msg.error == f"GET {gateway.url}/cgi-bin/sendsms answered {status}: {body}"
     assert "password" not in msg.error
-
-
-def test_a_temporary_refusal_on_the_last_attempt_fails_the_message(
-    kannel, gateway, settings, django_capture_on_commit_callbacks
-):
-    settings.SMSROUTER_SEND_MAX_ATTEMPTS = 1
-    gateway.answer(503, "Temporal failure, try again later.")
-    with django_capture_on_commit_callbacks(execute=True):
-        (msg,) = smsrouter.send("hello", PHONE, backend="kannel")
-    assert attempt(msg) == ("failed", 1, False)
-    assert msg.error.endswith("answered 503: Temporal failure, try again later.")
 
 
 @pytest.mark.parametrize(

@@ -211,12 +211,6 @@ def test_a_status_callback_with_nul_in_its_error_code_is_recorded_scrubbed(clien
         "failed", "Twilio error 300\ufffd05 (failed)")
 
 
-@pytest.mark.django_db
-def test_an_empty_body_is_a_valid_sms(client, config):
-    assert signed_post(client, WEBHOOK, {**INBOUND, "Body": ""}).status_code == 200
-    assert Message.objects.get().text == ""
-
-
 @pytest.mark.parametrize(
     "headers",
     [
@@ -436,18 +430,6 @@ def test_an_unreachable_api_is_temporary(config, settings, django_capture_on_com
     assert TOKEN not in msg.error
 
 
-@pytest.mark.django_db
-def test_a_temporary_failure_on_the_last_attempt_fails_the_message(
-    config, gateway, settings, django_capture_on_commit_callbacks
-):
-    settings.SMSROUTER_SEND_MAX_ATTEMPTS = 1
-    gateway.answer(503, "Service Unavailable")
-    with django_capture_on_commit_callbacks(execute=True):
-        (msg,) = smsrouter.send("hi", "+255700000001", backend="twilio")
-    assert attempt(msg) == ("failed", 1, False)
-    assert msg.error.endswith(f"{MESSAGES_PATH} answered 503: Service Unavailable")
-
-
 @pytest.mark.asyncio
 async def test_at_most_concurrency_requests_are_in_flight(monkeypatch):
     """Twilio has no bulk send: 25 messages are 25 requests, 10 at a time."""
@@ -594,14 +576,6 @@ def test_a_callback_for_an_unknown_sid_is_400_and_changes_nothing(client, sent):
 def test_a_callback_without_a_known_status_or_sid_is_400_naming_it(client, sent, data, error):
     response = signed_post(client, STATUS, data)
     assert response.status_code == 400 and response.json()["error"].startswith(error)
-    assert Message.objects.get(pk=sent.id).status == "queued"
-
-
-@pytest.mark.django_db
-def test_an_unsigned_callback_is_403_and_changes_nothing(client, sent):
-    response = client.post(STATUS, {"MessageSid": "SMsent", "MessageStatus": "delivered"},
-                           headers={"X-Twilio-Signature": "bm9wZQ=="})
-    assert response.status_code == 403
     assert Message.objects.get(pk=sent.id).status == "queued"
 
 
