@@ -7,6 +7,10 @@ through that backend changes nothing at all.
 A long message sent as parts with an id each (models.SubmittedPart) is reported on part
 by part: each part's status moves forward alone, and the message is delivered once every
 part is, failed once any part has failed.
+
+A failure the gateway puts down to the number having opted out (a blacklist, DND) marks
+the connection opted out, as a STOP from it would, however late the report comes: it
+speaks of the number, not of the message.
 """
 
 from collections.abc import Sequence
@@ -14,7 +18,7 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
-from smsrouter import signals
+from smsrouter import keywords, signals
 from smsrouter.backends.base import StatusReport
 from smsrouter.exceptions import BadInbound
 from smsrouter.models import Direction, Message, Status
@@ -43,6 +47,10 @@ def apply(backend_name: str, reports: Sequence[StatusReport]) -> int:
             message.save(update_fields=["status", "error", "updated_at", "reported_at"])
             moved.append(message)
         signals.changed(moved)
+        opted_out = {message.connection_id: message.connection
+                     for report, message in found if report.opted_out}
+        if opted_out:
+            keywords.opt_out(list(opted_out.values()))
     return len(moved)
 
 

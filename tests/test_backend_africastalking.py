@@ -8,11 +8,15 @@ import json
 
 import africastalking
 import pytest
+from asgiref.sync import async_to_sync
 
 import smsrouter
 from smsrouter import checks
+from smsrouter.backends import africastalking as africastalking_backend
+from smsrouter.backends import backends
 from smsrouter.backends.africastalking import AfricasTalkingBackend
-from smsrouter.models import Connection, Message
+from smsrouter.messages import OutgoingMessage
+from smsrouter.models import Backend, Connection, Message
 
 ENGINE = "smsrouter.backends.africastalking.AfricasTalkingBackend"
 USERNAME = "smsrouter-test"
@@ -135,12 +139,6 @@ def test_an_sms_is_routed_and_its_details_kept(client, config, gateway,
     assert (reply.text, reply.status, reply.external_id) == ("hi", "sent", "ATXid_reply")
 
 
-@pytest.mark.django_db
-def test_an_empty_text_is_a_message(client, config):
-    assert client.post(WEBHOOK, {**INBOUND, "text": ""}).status_code == 200
-    assert Message.objects.get().text == ""
-
-
 @pytest.mark.parametrize(("missing", "error"), [
     ("from", "from is required"), ("text", "text is required (it may be empty)")])
 @pytest.mark.django_db
@@ -192,6 +190,22 @@ def test_messages_of_one_text_go_in_one_request_and_are_matched_by_number(
         ("sent", "ATXid_a"), ("sent", "ATXid_b"), ("sent", "ATXid_c")]
     assert [r.form()["to"] for r in gateway.requests] == [
         "+254711000001,+254711000002", "+254711000003"]
+
+
+def test_a_text_to_many_numbers_goes_in_requests_of_at_most_the_cap(config, gateway):
+    """RECIPIENTS_PER_REQUEST bounds a request, and so what a retry of one can double."""
+    config["concurrency"] = 1  # the answers meet the requests in order
+    cap = africastalking_backend.RECIPIENTS_PER_REQUEST
+    numbers = [f"+2547110{n:05}" for n in range(2 * cap + 1)]
+    groups = [numbers[:cap], numbers[cap:2 * cap], numbers[2 * cap:]]
+    for group in groups:
+        accepts(gateway, *(recipient(number, message_id=f"ATXid_{number}") for number in group))
+    row = Backend(name="at")
+    messages = [OutgoingMessage("same", Connection(backend=row, identity=number),
+                                record=Message(pk=n + 1)) for n, number in enumerate(numbers)]
+    outcomes = async_to_sync(backends["at"].send)(messages)
+    assert [r.form()["to"] for r in gateway.requests] == [",".join(g) for g in groups]
+    assert [o.external_id for o in outcomes] == [f"ATXid_{number}" for number in numbers]
 
 
 @pytest.mark.django_db
@@ -322,6 +336,23 @@ def test_reports_out_of_order_never_move_a_message_back(client, sent):
     assert report(client, "Buffered").status_code == 200
     assert report(client, "Failed", failureReason="DeliveryFailure").status_code == 200
     assert stored(sent) == ("delivered", "")
+
+
+@pytest.mark.parametrize(("reason", "opted_out"), [
+    ("UserInBlackList", True), ("UserInBlacklist", True), ("DeliveryFailure", False)])
+@pytest.mark.django_db
+def test_a_report_that_the_number_is_blacklisted_opts_it_out(client, sent, gateway, reason,
+                                                              opted_out,
+                                                              django_capture_on_commit_callbacks):
+    """As a 406 at send does: the next message to the number fails without a request."""
+    assert report(client, "Rejected", failureReason=reason).status_code == 200
+    assert (Connection.objects.get().opted_out_at is not None) is opted_out
+    gateway.requests.clear()
+    accepts(gateway, recipient("+254711000001"))
+    with django_capture_on_commit_callbacks(execute=True):
+        (later,) = smsrouter.send("again", "+254711000001", backend="at")
+    assert attempt(later)[0] == ("failed" if opted_out else "sent")
+    assert len(gateway.requests) == (0 if opted_out else 1)
 
 
 @pytest.mark.parametrize(("data", "error"), [

@@ -270,12 +270,6 @@ def test_json_numbers_are_signed_as_vonages_library_writes_them(client, config):
 
 
 @pytest.mark.django_db
-def test_an_empty_text_is_a_valid_sms(client, config):
-    assert client.post(WEBHOOK, signed({**INBOUND, "text": ""})).status_code == 200
-    assert Message.objects.get().text == ""
-
-
-@pytest.mark.django_db
 def test_a_retried_message_id_is_routed_once(
     client, config, gateway, django_capture_on_commit_callbacks
 ):
@@ -468,16 +462,19 @@ def test_a_receipt_for_a_later_part_finds_the_message_by_client_ref(client, sent
     assert Message.objects.get(pk=sent.id).status == "delivered"
 
 
-@pytest.mark.parametrize(("status", "code", "error"), [
+@pytest.mark.parametrize(("status", "code", "error", "opted_out"), [
     ("failed", "9", "Vonage err-code 9 (failed): the number opted out of messages from this "
-                    "sender"),
-    ("rejected", "6", "Vonage err-code 6 (rejected)"),
-    ("expired", "", "Vonage: expired"),
+                    "sender", True),
+    ("rejected", "6", "Vonage err-code 6 (rejected)", False),
+    ("expired", "", "Vonage: expired", False),
 ])
 @pytest.mark.django_db
-def test_a_failed_receipt_keeps_the_err_code(client, sent, status, code, error):
+def test_a_failed_receipt_keeps_the_err_code(client, sent, status, code, error, opted_out):
+    """err-code 9, Illegal Number, is Vonage's word that the user asked for no more messages
+    from this sender: the number is opted out, as a STOP would."""
     assert client.post(STATUS, receipt(status, **{"err-code": code})).status_code == 204
     assert Message.objects.values_list("status", "error").get(pk=sent.id) == ("failed", error)
+    assert (Connection.objects.get().opted_out_at is not None) is opted_out
 
 
 @pytest.mark.parametrize(("data", "status_code", "error"), [

@@ -3,7 +3,9 @@
 import pytest
 
 import smsrouter
-from smsrouter.models import Message
+from smsrouter import reports
+from smsrouter.backends.base import StatusReport
+from smsrouter.models import Connection, Message
 
 # Real commits: replies leave through the outbox once their transaction has committed.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -100,3 +102,17 @@ def test_the_times_of_sending_and_of_the_report_are_kept(client, sent):
     status(client, id=sent.id, status="sent")
     row.refresh_from_db()
     assert row.reported_at == first
+
+
+def test_a_failure_because_the_number_opted_out_opts_it_out_however_late(sent):
+    """The report speaks of the number: it opts it out though the message stays delivered."""
+    reports.apply("gw", [StatusReport("delivered", "id", message_id=sent.id)])
+    assert reports.apply("gw", [StatusReport("failed", "id", message_id=sent.id,
+                                             error="blacklisted", opted_out=True)]) == 0
+    assert stored(sent) == ("delivered", "")
+    assert Connection.objects.get().opted_out_at is not None
+
+
+def test_only_a_failure_can_say_the_number_opted_out():
+    with pytest.raises(ValueError, match="must be a failure"):
+        StatusReport("delivered", "id", message_id=1, opted_out=True)

@@ -9,15 +9,15 @@ answer lists one status per recipient, matched back to the messages by number.
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from django.core.checks import CheckMessage, Error
 from django.http import HttpRequest
 
 from smsrouter import httpclient
 from smsrouter.backends.base import (BaseBackend, Inbound, OptionType, Outcome, StatusReport,
-                                     form_data, form_inbound, require_token)
-from smsrouter.exceptions import BadInbound, BadSignature, PermanentSendError
+                                     form_data, form_inbound, mapped, require_token, required)
+from smsrouter.backends.options import absolute, empty_options
+from smsrouter.exceptions import BadSignature, PermanentSendError
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
 
@@ -31,6 +31,13 @@ SEND_PATH = "/version1/messaging"
 ACCEPTED = {100, 101, 102}
 #: UserInBlacklist: the number asked for no more messages from this sender.
 BLACKLISTED = 406
+#: A delivery report's failureReason for the same (its docs spell it UserInBlackList, its
+#: send answers UserInBlacklist), compared without case.
+BLACKLISTED_REASON = "userinblacklist"
+#: Recipients per bulk request. Africa's Talking documents no limit; a request that times
+#: out may still have been sent, and its retry resends to all its recipients, so a modest
+#: cap bounds how many can get a message twice.
+RECIPIENTS_PER_REQUEST = 100
 #: InsufficientBalance: the account, not the message, is at fault; once it is topped up the
 #: same message goes through, so it is retried with backoff rather than failed at once.
 INSUFFICIENT_BALANCE = 405
@@ -71,15 +78,11 @@ class AfricasTalkingBackend(BaseBackend):
         """Beyond the common checks: no empty secret, the sandbox's username, a usable api_url."""
         errors = super().check_config(name, config)
         given = {key.lower(): value for key, value in config.items()}
-        for option, id, why in (
-            ("username", "E100", "Africa's Talking refuses every send without it"),
-            ("api_key", "E101", "Africa's Talking refuses every send without it"),
-            ("token", "E102", "no callback could prove it came from Africa's Talking"),
-        ):
-            if given.get(option) == "":
-                errors.append(Error(f"Backend {name!r}: {option} is empty, so {why}.",
-                                    hint=f"Set INSTALLED_BACKENDS[{name!r}][{option!r}].",
-                                    id=f"smsrouter.{id}"))
+        errors += empty_options(name, given, [
+            ("username", "E100", "Africa's Talking refuses every send without it", None),
+            ("api_key", "E101", "Africa's Talking refuses every send without it", None),
+            ("token", "E102", "no callback could prove it came from Africa's Talking", None),
+        ])
         username = given.get("username")
         if given.get("sandbox") is True and isinstance(username, str) and username and (
                 username != SANDBOX_USERNAME):
@@ -89,7 +92,7 @@ class AfricasTalkingBackend(BaseBackend):
                 "the API key generated in the sandbox app.",
                 id="smsrouter.E103"))
         api_url = given.get("api_url")
-        if isinstance(api_url, str) and not _absolute(api_url):
+        if isinstance(api_url, str) and not absolute(api_url):
             errors.append(Error(
                 f"Backend {name!r}: api_url {api_url!r} is not an absolute http(s) URL.",
                 hint=f"Leave api_url out to use {API_URL!r} (or the sandbox's); "
@@ -117,29 +120,29 @@ class AfricasTalkingBackend(BaseBackend):
     def parse_status(self, request: HttpRequest) -> list[StatusReport]:
         """Africa's Talking's word on one message, found by the messageId it gave at send."""
         data = form_data(request)
-        message_id = data.get("id", "")
-        if not message_id:
-            raise BadInbound("id", "is required")
+        message_id = required(data, "id")
         at_status = data.get("status", "")
-        if at_status not in STATUSES:
-            raise BadInbound("status", f"{at_status[:40]!r} is not a delivery status "
-                             f"({', '.join(STATUSES)})")
-        status, error = STATUSES[at_status], ""
-        if status == Status.FAILED:
-            reason = data.get("failureReason")
-            error = f"Africa's Talking: {at_status} ({reason})" if reason else (
-                f"Africa's Talking: {at_status}")
-        return [StatusReport(status, "id", external_id=message_id, error=error)]
+        status = mapped(at_status, "status", STATUSES, "a delivery status")
+        if status != Status.FAILED:
+            return [StatusReport(status, "id", external_id=message_id)]
+        reason = data.get("failureReason", "")
+        error = f"Africa's Talking: {at_status} ({reason})" if reason else (
+            f"Africa's Talking: {at_status}")
+        return [StatusReport(status, "id", external_id=message_id, error=error,
+                             opted_out=reason.lower() == BLACKLISTED_REASON)]
 
     # Outbound messages.
     async def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
-        """One request per distinct text, to all its recipients; the rest is send_parts'."""
+        """One request per distinct text, to its recipients, RECIPIENTS_PER_REQUEST at most;
+        the rest is send_parts'."""
         by_text: dict[str, list[int]] = defaultdict(list)
         for index, msg in enumerate(messages):
             by_text[msg.text].append(index)
-        parts = [[messages[i] for i in indexes] for indexes in by_text.values()]
-        outcomes = await self.send_parts(parts, self._send_bulk)
-        order = [index for indexes in by_text.values() for index in indexes]
+        groups = [indexes[i:i + RECIPIENTS_PER_REQUEST] for indexes in by_text.values()
+                  for i in range(0, len(indexes), RECIPIENTS_PER_REQUEST)]
+        outcomes = await self.send_parts([[messages[i] for i in group] for group in groups],
+                                         self._send_bulk)
+        order = [index for group in groups for index in group]
         by_index = dict(zip(order, outcomes))
         return [by_index[index] for index in range(len(messages))]
 
@@ -209,12 +212,3 @@ def _outcome(recipient: Mapping[str, Any], answer: httpclient.Answer) -> Outcome
         return Outcome(error=error, opted_out=True)
     temporary = code == INSUFFICIENT_BALANCE or (isinstance(code, int) and code >= 500)
     return Outcome(error=error, temporary=temporary)
-
-
-def _absolute(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        return parts.scheme in ("http", "https") and bool(parts.hostname) and (
-            parts.port is None or parts.port > 0)
-    except ValueError:  # a port that is not a number
-        return False

@@ -120,6 +120,9 @@ class StatusReport:
     message_id: int | None = None
     external_id: str | None = None
     error: str = ""
+    #: With a failed status: the gateway says the number opted out (a blacklist, DND), as
+    #: an Outcome's opted_out does at send; smsrouter.reports marks the connection so.
+    opted_out: bool = False
 
     def __post_init__(self) -> None:
         """Refuse ids that no message can have (BadInbound naming `id_field`): PostgreSQL
@@ -130,6 +133,8 @@ class StatusReport:
             raise BadInbound(self.id_field, f"must be a message id from 1 to {MAX_MESSAGE_ID}")
         if problem := limits.external_id_problem(self.external_id):
             raise BadInbound(self.id_field, problem)
+        if self.opted_out and self.status != "failed":
+            raise ValueError("an opted_out StatusReport must be a failure")
         self.error = limits.scrubbed(self.error)
 
 
@@ -353,6 +358,23 @@ def form_inbound(request: HttpRequest, identity_field: str, text_field: str) -> 
     if text_field not in data:
         raise BadInbound(text_field, "is required (it may be empty)")
     return Inbound(identity=identity, text=data[text_field])
+
+
+def required(data: Mapping[str, Any], name: str) -> str:
+    """A field a report or message cannot be found or stored without: BadInbound naming it
+    when it is missing, empty or not text."""
+    value = data.get(name)
+    if not value or not isinstance(value, str):
+        raise BadInbound(name, "is required")
+    return value
+
+
+def mapped(value: Any, name: str, statuses: Mapping[str, str], what: str) -> str:
+    """Our status for a gateway's `value` of field `name`; BadInbound naming the field and
+    listing the known ones when it is none of them (`what` says what they are)."""
+    if not isinstance(value, str) or value not in statuses:
+        raise BadInbound(name, f"{str(value)[:40]!r} is not {what} ({', '.join(statuses)})")
+    return statuses[value]
 
 
 def require_token(query: Mapping[str, str], expected: str | None, param: str = "token") -> None:

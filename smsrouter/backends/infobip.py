@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from django.core.checks import CheckMessage, Error
 from django.http import HttpRequest
 
 from smsrouter import httpclient
 from smsrouter.backends.base import (BaseBackend, Inbound, OptionType, Outcome, StatusReport,
-                                     request_body, require_token)
+                                     mapped, request_body, require_token)
+from smsrouter.backends.options import absolute, empty_options
 from smsrouter.exceptions import BadInbound, BadSignature, PermanentSendError
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
@@ -71,18 +71,14 @@ class InfobipBackend(BaseBackend):
         base_url = given.get("base_url")
         if isinstance(base_url, str):
             errors += _check_base_url(name, base_url)
-        for option, check_id, why in [
-            ("api_key", "E112", "Infobip refuses every send"),
-            ("token", "E113", "anyone could post messages and reports"),
-            ("sender", "E114", "it is ignored and Infobip picks a sender"),
-        ]:
-            if given.get(option) == "":
-                errors.append(Error(
-                    f"Backend {name!r}: {option} is empty, so {why}.",
-                    hint=_EMPTY_HINTS[option],
-                    id=f"smsrouter.{check_id}",
-                ))
-        return errors
+        return errors + empty_options(name, given, [
+            ("api_key", "E112", "Infobip refuses every send",
+             "Create an API key in the Infobip portal (Developer tools, API keys)."),
+            ("token", "E113", "anyone could post messages and reports",
+             "Set a long random string, and add ?token=<it> to both webhook URLs."),
+            ("sender", "E114", "it is ignored and Infobip picks a sender",
+             "Give a sender your account may use, or remove the option."),
+        ])
 
     def check_request(self, request: HttpRequest, webhook: str) -> None:
         """Both webhooks carry the token in their URL: refuse a request without it first."""
@@ -138,22 +134,10 @@ class InfobipBackend(BaseBackend):
         return [_outcome(by_id.get(str(message.id)), str(message.id)) for message in messages]
 
 
-_EMPTY_HINTS = {
-    "api_key": "Create an API key in the Infobip portal (Developer tools, API keys).",
-    "token": "Set a long random string, and add ?token=<it> to both webhook URLs.",
-    "sender": "Give a sender your account may use, or remove the option.",
-}
-
-
 def _check_base_url(name: str, value: str) -> list[CheckMessage]:
     """The account's API base URL, e.g. https://xxxxx.api.infobip.com: paths follow it."""
-    parts = urlsplit(value)
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # a port that is not a number
-        port_ok = False
-    loopback = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
-    if not (port_ok and parts.hostname and (parts.scheme == "https" or loopback)):
+    parts = absolute(value)
+    if parts is None or not (parts.scheme == "https" or parts.hostname in LOOPBACK_HOSTS):
         return [Error(f"Backend {name!r}: base_url {value!r} is not an absolute https URL.",
                       hint="Copy the base URL from the Infobip portal's homepage, e.g. "
                       "'https://xxxxx.api.infobip.com'.", id="smsrouter.E110")]
@@ -220,15 +204,13 @@ def _report(raw: Any, where: str) -> StatusReport:
     if not message_id:
         raise BadInbound(f"{where}.messageId", "is required")
     status = _object(item.get("status"), f"{where}.status")
-    group = status.get("groupName")
-    if group not in STATUSES:
-        raise BadInbound(f"{where}.status.groupName", f"{str(group)[:40]!r} is not a status "
-                         f"group of a delivery report ({', '.join(STATUSES)})")
-    error = ""
-    if STATUSES[group] == Status.FAILED:
-        error = _reason(status, item.get("error"))
-    return StatusReport(STATUSES[group], f"{where}.messageId", external_id=message_id,
-                        error=error)
+    ours = mapped(status.get("groupName"), f"{where}.status.groupName", STATUSES,
+                  "a status group of a delivery report")
+    if ours != Status.FAILED:
+        return StatusReport(ours, f"{where}.messageId", external_id=message_id)
+    return StatusReport(ours, f"{where}.messageId", external_id=message_id,
+                        error=_reason(status, item.get("error")),
+                        opted_out=status.get("name") in OPTED_OUT_STATUSES)
 
 
 def _reason(status: Mapping[str, Any], error: Any) -> str:

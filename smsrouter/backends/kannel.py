@@ -26,6 +26,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from smsrouter import gsm, httpclient
 from smsrouter.backends.base import (SENT, BaseBackend, Inbound, Outcome, StatusReport,
                                      request_body, require_token)
+from smsrouter.backends.options import empty_options
 from smsrouter.exceptions import BadInbound, BadSignature, PermanentSendError
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
@@ -125,13 +126,9 @@ class KannelBackend(BaseBackend):
                 hint="Remove them; use the options 'charset', 'coding' and "
                 "'delivery_report_url' instead.",
                 id="smsrouter.E045"))
-        if given.get("token") == "":
-            errors.append(Error(
-                f"Backend {name!r}: token is empty, so requests need no secret at all.",
-                hint="Set 'token' to a long random string, or remove it to take requests "
-                "without one.",
-                id="smsrouter.E046"))
-        return errors
+        return errors + empty_options(name, given, [(
+            "token", "E046", "requests need no secret at all",
+            "Set 'token' to a long random string, or remove it to take requests without one.")])
 
     def check_request(self, request: HttpRequest, webhook: str) -> None:
         """The `token` option, when set, must be in every URL Kannel calls: get-url and dlr-url."""

@@ -20,7 +20,8 @@ from django.urls import reverse
 
 from smsrouter import httpclient
 from smsrouter.backends.base import (BaseBackend, Inbound, OptionType, Outcome, StatusReport,
-                                     form_data, form_inbound)
+                                     form_data, form_inbound, mapped, required)
+from smsrouter.backends.options import absolute, empty_options
 from smsrouter.exceptions import BadInbound, BadSignature, PermanentSendError
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
@@ -109,12 +110,9 @@ class TwilioBackend(BaseBackend):
         errors += _check_sid(name, "account_sid", given.get("account_sid"), "AC", "E052")
         service = given.get("messaging_service_sid") or None  # "" means no service
         errors += _check_sid(name, "messaging_service_sid", service, "MG", "E053")
-        if given.get("auth_token") == "":
-            errors.append(Error(
-                f"Backend {name!r}: auth_token is empty, so anyone could sign a webhook.",
-                hint="Copy the Auth Token from the Twilio console's account dashboard.",
-                id="smsrouter.E054",
-            ))
+        errors += empty_options(name, given, [(
+            "auth_token", "E054", "anyone could sign a webhook",
+            "Copy the Auth Token from the Twilio console's account dashboard.")])
         errors += _check_url(name, "public_url", given.get("public_url"), "E055",
                              "Give the base URL Twilio reaches this site at, "
                              "e.g. 'https://sms.example.com'.")
@@ -144,14 +142,11 @@ class TwilioBackend(BaseBackend):
         """Twilio's word on one message, found by its MessageSid; signature first again."""
         self.verify_signature(request)
         data = form_data(request)
-        sid = data.get("MessageSid", "")
-        if not sid:
-            raise BadInbound("MessageSid", "is required")
+        sid = required(data, "MessageSid")
         twilio_status = data.get("MessageStatus", "")
-        if twilio_status not in STATUSES:
-            raise BadInbound("MessageStatus", f"{twilio_status!r} is not a status of an "
-                             f"outgoing message ({', '.join(STATUSES)})")
-        status, error = STATUSES[twilio_status], ""
+        status = mapped(twilio_status, "MessageStatus", STATUSES,
+                        "a status of an outgoing message")
+        error = ""
         if status == Status.FAILED:
             code = data.get("ErrorCode")
             error = f"Twilio error {code} ({twilio_status})" if code else f"Twilio: {twilio_status}"
@@ -311,13 +306,8 @@ def _check_url(name: str, option: str, value: Any, id: str, hint: str) -> list[C
     """A URL that paths are appended to: absolute, http(s), nothing after its path."""
     if not isinstance(value, str):
         return []  # absent, or E009 reports its type
-    parts = urlsplit(value)
-    try:
-        absolute = parts.scheme in ("http", "https") and bool(parts.hostname) and (
-            parts.port is None or parts.port > 0)
-    except ValueError:  # a port that is not a number
-        absolute = False
-    if not absolute:
+    parts = absolute(value)
+    if parts is None:
         problem = "is not an absolute http(s) URL"
     elif parts.query or parts.fragment:
         problem = "must not have a query or a fragment"

@@ -17,14 +17,14 @@ import hmac
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from django.core.checks import CheckMessage, Error
 from django.http import HttpRequest, HttpResponse
 
 from smsrouter import gsm, httpclient
 from smsrouter.backends.base import (BaseBackend, Inbound, OptionType, Outcome, PartOf,
-                                     StatusReport, form_data, request_body)
+                                     StatusReport, form_data, mapped, request_body, required)
+from smsrouter.backends.options import absolute, empty_options
 from smsrouter.exceptions import BadInbound, BadSignature, PermanentSendError
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
@@ -105,20 +105,15 @@ class VonageBackend(BaseBackend):
                 hint=f"Use the dashboard's method: one of {', '.join(SIGNATURE_METHODS)}.",
                 id="smsrouter.E120",
             ))
-        for option, check_id, why in [
-            ("api_key", "E121", "Vonage refuses every send without it"),
-            ("api_secret", "E122", "Vonage refuses every send without it"),
-            ("signature_secret", "E123", "anyone could sign a webhook"),
-            ("from_number", "E124", "Vonage needs a sender for every message"),
-        ]:
-            if given.get(option) == "":
-                errors.append(Error(
-                    f"Backend {name!r}: {option} is empty, so {why}.",
-                    hint="Copy it from the Vonage dashboard's API settings.",
-                    id=f"smsrouter.{check_id}",
-                ))
+        dashboard = "Copy it from the Vonage dashboard's API settings."
+        errors += empty_options(name, given, [
+            ("api_key", "E121", "Vonage refuses every send without it", dashboard),
+            ("api_secret", "E122", "Vonage refuses every send without it", dashboard),
+            ("signature_secret", "E123", "anyone could sign a webhook", dashboard),
+            ("from_number", "E124", "Vonage needs a sender for every message", dashboard),
+        ])
         api_url = given.get("api_url")
-        if isinstance(api_url, str) and not _is_absolute(api_url):
+        if isinstance(api_url, str) and not absolute(api_url):
             errors.append(Error(
                 f"Backend {name!r}: api_url {api_url!r} is not an absolute http(s) URL.",
                 hint=f"Leave api_url out to use {API_URL!r}; set it only to test against "
@@ -161,23 +156,21 @@ class VonageBackend(BaseBackend):
         receipt finds the message.
         """
         params = self.verified_params(request)
-        message_id = params.get("messageId", "")
-        if not message_id:
-            raise BadInbound("messageId", "is required")
+        message_id = required(params, "messageId")
         vonage_status = params.get("status", "")
-        if vonage_status not in STATUSES:
-            raise BadInbound("status", f"{vonage_status[:40]!r} is not a status of a "
-                             f"delivery receipt ({', '.join(STATUSES)})")
-        status, error = STATUSES[vonage_status], ""
+        status = mapped(vonage_status, "status", STATUSES, "a status of a delivery receipt")
+        error, opted_out = "", False
         if status == Status.FAILED:
             code = params.get("err-code", "")
             error = f"Vonage err-code {code} ({vonage_status})" if code else f"Vonage: {vonage_status}"
-            if code == OPTED_OUT_ERR_CODE:
+            if opted_out := code == OPTED_OUT_ERR_CODE:
                 error += ": the number opted out of messages from this sender"
         reference = params.get("client-ref", "")
         if reference.isascii() and reference.isdigit():
-            return [StatusReport(status, "client-ref", message_id=int(reference), error=error)]
-        return [StatusReport(status, "messageId", external_id=message_id, error=error)]
+            return [StatusReport(status, "client-ref", message_id=int(reference), error=error,
+                                 opted_out=opted_out)]
+        return [StatusReport(status, "messageId", external_id=message_id, error=error,
+                             opted_out=opted_out)]
 
     def status_response(self) -> HttpResponse:
         """Vonage wants a 2xx, and retries anything else."""
@@ -311,12 +304,3 @@ def _parts(answer: httpclient.Answer) -> list[dict[str, Any]]:
             f"{answer.where} answered {answer.status} without Vonage's messages: "
             f"{answer.text[:300]}")
     return parts
-
-
-def _is_absolute(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        return parts.scheme in ("http", "https") and bool(parts.hostname) and (
-            parts.port is None or parts.port > 0)
-    except ValueError:  # a port that is not a number
-        return False
