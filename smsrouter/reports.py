@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
-from smsrouter import keywords, signals
+from smsrouter import keywords, limits, signals
 from smsrouter.backends.base import StatusReport
 from smsrouter.exceptions import BadInbound
-from smsrouter.models import Direction, Message, Status
+from smsrouter.models import Direction, Message, Status, SubmittedPart
 
 RANK = {
     Status.QUEUED: 0,
@@ -89,3 +89,14 @@ def _find(backend_name: str, report: StatusReport) -> Message:
             report.id_field, f"does not match a message sent through {backend_name!r}"
         )
     return message
+
+
+def keep_part_ids(message_id: int, ids: list[str]) -> None:
+    """Keep each part's id of a message sent as parts, so that each part's receipt finds
+    the message (`_by_parts`); those of an earlier attempt are replaced."""
+    with transaction.atomic():
+        SubmittedPart.objects.filter(message_id=message_id).delete()
+        SubmittedPart.objects.bulk_create(
+            [SubmittedPart(message_id=message_id, number=number, external_id=external_id)
+             for number, external_id in enumerate(ids, start=1)
+             if not limits.external_id_problem(external_id)])

@@ -30,7 +30,6 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.core.checks import CheckMessage, Error, Warning
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -39,7 +38,7 @@ from smsrouter.api import aincoming
 from smsrouter.backends.base import BaseBackend, Inbound, Outcome, PartOf, StatusReport
 from smsrouter.exceptions import BadInbound, PermanentSendError, TemporarySendError
 from smsrouter.messages import OutgoingMessage
-from smsrouter.models import Lease, Status, SubmittedPart
+from smsrouter.models import Lease, Status
 from smsrouter.smpp import pdu
 from smsrouter.smpp.client import BOUND, Link, LinkDown, reason
 from smsrouter.smpp.pdu import Command, Pdu
@@ -308,7 +307,7 @@ class SmppBackend(BaseBackend):
                 raise PermanentSendError(f"SMPP submit_sm: {pdu.status_name(status)}")
             ids.append(resp.get_str("message_id"))
         if len(ids) > 1 and message.id is not None:
-            await database_sync_to_async(keep_part_ids)(message.id, ids)
+            await database_sync_to_async(reports.keep_part_ids)(message.id, ids)
         return ids[0] or None
 
     async def _pace(self) -> None:
@@ -498,14 +497,3 @@ def release_bind(backend_name: str, holder: str) -> None:
     """Let another process bind at once, rather than once the lease runs out."""
     Lease.objects.filter(name=lease_name(backend_name), holder=holder).update(
         due_at=timezone.now())
-
-
-def keep_part_ids(message_id: int, ids: list[str]) -> None:
-    """Each part's id, so that each part's receipt finds the message (reports.py); those
-    of an earlier attempt are replaced."""
-    with transaction.atomic():
-        SubmittedPart.objects.filter(message_id=message_id).delete()
-        SubmittedPart.objects.bulk_create(
-            [SubmittedPart(message_id=message_id, number=number, external_id=external_id)
-             for number, external_id in enumerate(ids, start=1)
-             if not limits.external_id_problem(external_id)])

@@ -4,15 +4,14 @@ Vumi cannot sign its requests, so a `token` option puts a shared secret in the U
 calls: `https://example.org/backend/vumi/?token=...`.
 """
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
 from smsrouter import httpclient
-from smsrouter.backends.base import (BaseBackend, Inbound, Outcome, StatusReport, request_body,
-                                     require_token)
+from smsrouter.backends.base import BaseBackend, Inbound, Outcome, StatusReport, require_token
+from smsrouter.backends.jsonbody import json_object, json_type
 from smsrouter.exceptions import BadInbound
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Status
@@ -35,7 +34,7 @@ class VumiBackend(BaseBackend):
         require_token(request.GET, self.config.get("token"))
 
     def parse_inbound(self, request: HttpRequest) -> Inbound:
-        data = _json_object(request)
+        data = json_object(request)
         identity = data.get("from_addr")
         if not isinstance(identity, str) or not identity:
             raise BadInbound("from_addr", "is required, a string")
@@ -47,7 +46,7 @@ class VumiBackend(BaseBackend):
             if (value := data.get(key)) is None:
                 continue
             if not isinstance(value, str):
-                raise BadInbound(key, f"must be a string or null, not {_json_type(value)}")
+                raise BadInbound(key, f"must be a string or null, not {json_type(value)}")
             fields[key] = value
         return Inbound(identity=identity, text=content or "",
                        external_id=_message_id(data, "message_id"),
@@ -81,7 +80,7 @@ class VumiBackend(BaseBackend):
         return str(sent_id) if sent_id else None
 
     def parse_status(self, request: HttpRequest) -> list[StatusReport]:
-        event = _json_object(request)
+        event = json_object(request)
         kind = _string(event, "event_type")
         if kind == "delivery_report":
             status = DELIVERY.get(_string(event, "delivery_status"))
@@ -103,32 +102,6 @@ class VumiBackend(BaseBackend):
         return HttpResponse(b"")
 
 
-def _json_object(request: HttpRequest) -> dict[str, Any]:
-    """The body's JSON object. Its values are not trusted: each key that is read is checked
-    (NaN or 1e999 elsewhere, which Python's json reads as floats, harm nothing)."""
-    try:
-        data = json.loads(request_body(request), parse_int=_integer)
-    except BadInbound:
-        raise
-    except RecursionError:
-        raise BadInbound("body", "is JSON nested too deeply to read") from None
-    except ValueError as exc:  # UnicodeDecodeError too
-        raise BadInbound("body", f"is not valid JSON ({str(exc)[:200]})") from None
-    if not isinstance(data, dict):
-        raise BadInbound("body", f"must be a JSON object, not {_json_type(data)}")
-    return data
-
-
-def _integer(digits: str) -> int:
-    """A JSON integer, as json.loads() reads it; BadInbound for one of more digits than
-    Python turns into an int (4,300 by default)."""
-    try:
-        return int(digits)
-    except ValueError:
-        raise BadInbound("body", f"has an integer of {len(digits)} digits; "
-                         "send long numbers as strings") from None
-
-
 def _string(data: dict[str, Any], key: str) -> str | None:
     """data[key] if it is a string; None if it is missing or anything else."""
     value = data.get(key)
@@ -143,14 +116,5 @@ def _message_id(data: dict[str, Any], key: str) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str):
-        raise BadInbound(key, f"must be a string, not {_json_type(value)}")
+        raise BadInbound(key, f"must be a string, not {json_type(value)}")
     return value
-
-
-def _json_type(value: Any) -> str:
-    """What JSON calls the type of a value json.loads() made."""
-    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"),
-                       (list, "an array"), (dict, "an object")):
-        if isinstance(value, kind):
-            return name
-    return "null"
