@@ -83,12 +83,10 @@ def test_overlong_strings_are_refused_when_encoding():
         Pdu(Command.BIND_TRANSMITTER, fields={"system_id": "x" * 16}).encode()
 
 
-def test_the_gsm_table_is_the_alphabet_gsm_py_counts():
-    assert set(pdu.GSM_BASIC) - {"\x1b"} == gsm.BASIC
-    assert set(pdu.GSM_EXTENSION) == gsm.EXTENSION
+def test_short_messages_take_gsm_py_s_septets_one_per_octet():
     text = "".join(sorted(gsm.BASIC | gsm.EXTENSION))
-    assert pdu.gsm_decode(b"".join(pdu.gsm_units(text))) == text
-    assert pdu.gsm_units("@$_€") == [b"\x00", b"\x02", b"\x11", b"\x1b\x65"]
+    assert pdu.gsm_decode(b"".join(gsm.units(text))) == text
+    assert pdu.encode_text("@$_€") == (0, [b"\x00\x02\x11\x1b\x65"])
 
 
 def test_a_short_gsm_text_is_one_part_in_the_default_alphabet():

@@ -300,48 +300,10 @@ class Pdu:
             offset += 4 + size
 
 
-# GSM 03.38: the default alphabet in septet order, and the extension table (after 0x1B).
-GSM_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM_EXTENSION = {"\f": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F, "[": 0x3C,
-                 "~": 0x3D, "]": 0x3E, "|": 0x40, "€": 0x65}
-ESCAPE = 0x1B
-#: What stands for a unit a coding cannot read, as Python's errors="replace" writes it.
-REPLACEMENT = "\ufffd"
-_TO_SEPTET = {char: code for code, char in enumerate(GSM_BASIC) if code != ESCAPE}
-_FROM_EXTENSION = {code: char for char, code in GSM_EXTENSION.items()}
-
-
-def gsm_units(text: str) -> list[bytes]:
-    """Each character as its unpacked GSM 03.38 septets: one octet, or escape and one."""
-    return [bytes([ESCAPE, GSM_EXTENSION[char]]) if char in GSM_EXTENSION
-            else bytes([_TO_SEPTET[char]]) for char in text]
-
-
 def gsm_decode(octets: bytes) -> str:
-    """Unpacked GSM 03.38 septets as text; an unknown escape reads as a space, per 23.038.
-
-    TextError for an octet above 0x7F (no septet) or an escape with nothing after it.
-    """
-    chars, escaped, faults = [], False, []
-    for position, octet in enumerate(octets):
-        if octet > 0x7F:
-            faults.append(f"octet {position} (0x{octet:02X}) is no GSM 03.38 septet")
-            chars.append(REPLACEMENT)
-            escaped = False
-        elif escaped:
-            chars.append(_FROM_EXTENSION.get(octet, " "))
-            escaped = False
-        elif octet == ESCAPE:
-            escaped = True
-        else:
-            chars.append(GSM_BASIC[octet])
-    if escaped:
-        faults.append("the text ends in an escape (0x1B) with no character after it")
-        chars.append(REPLACEMENT)
-    text = "".join(chars)
+    """Unpacked GSM 03.38 septets as text (smsrouter.gsm.decode); TextError for an octet
+    above 0x7F (no septet) or an escape with nothing after it."""
+    text, faults = gsm.decode(octets)
     if faults:
         raise TextError(_summary(faults), text)
     return text
@@ -366,21 +328,8 @@ def encode_text(text: str) -> tuple[int, list[bytes]]:
     splitting an escape or surrogate pair.
     """
     if gsm.is_gsm7(text):
-        coding, units, single, part = CODING_DEFAULT, gsm_units(text), gsm.GSM7_SINGLE, gsm.GSM7_PART
-    else:
-        coding, units = CODING_UCS2, ucs2_units(text)
-        single, part = gsm.UCS2_SINGLE * 2, gsm.UCS2_PART * 2
-    whole = b"".join(units)
-    if len(whole) <= single:
-        return coding, [whole]
-    parts, current = [], b""
-    for unit in units:
-        if len(current) + len(unit) > part:
-            parts.append(current)
-            current = b""
-        current += unit
-    parts.append(current)
-    return coding, parts
+        return CODING_DEFAULT, gsm.split(gsm.units(text), gsm.GSM7_SINGLE, gsm.GSM7_PART)
+    return CODING_UCS2, gsm.split(ucs2_units(text), gsm.UCS2_SINGLE * 2, gsm.UCS2_PART * 2)
 
 
 #: Concatenation information elements (3GPP TS 23.040 9.2.3.24.1, .8): IEI and length.
