@@ -284,7 +284,7 @@ def encode_deliver(sender: str, text: str, timestamp: datetime, *, concat_refere
                    sixteen_bit: bool = False) -> list[str]:
     """The SMS-DELIVERs a modem would give for `text` from `sender`, with a service
     centre's address in front: what the simulated modem stores on its SIM."""
-    address = _encode_address(sender, "sender")
+    address = _encode_address(sender, "sender", letters=True)
     alphabet, parts = _text_parts(text)
     pdus = []
     for number, body in enumerate(parts, start=1):
@@ -309,12 +309,20 @@ def encode_status_report(reference: int, recipient: str, status: int, when: date
     return SERVICE_CENTRE + tpdu.hex().upper()
 
 
-#: A service centre's address for the PDUs this module makes up (+255 700 000 000).
-SERVICE_CENTRE = "07915572000000F0"
+#: A service centre's address for the PDUs this module makes up: +255 700 000 000.
+SERVICE_CENTRE = "0791527500000000"
 
 
-def _encode_address(number: str, what: str) -> bytes:
+def _encode_address(number: str, what: str, letters: bool = False) -> bytes:
+    """A TP-OA/DA/RA for `number`; with `letters`, a name such as "Clinic" (what a sender
+    may be, never a recipient) goes as an alphanumeric address of up to 11 GSM-7 letters."""
     digits = number.removeprefix("+")
+    if letters and number and not (digits.isascii() and digits.isdigit()) and gsm.is_gsm7(number):
+        septets = b"".join(gsm.units(number))
+        if len(septets) > 11:
+            raise PduError(f"the {what} {number[:40]!r} has more than 11 letters")
+        packed = gsm.pack(septets)
+        return bytes([(len(septets) * 7 + 3) // 4, ALPHANUMERIC]) + packed
     if not digits or not digits.isascii() or not digits.isdigit() or len(digits) > 20:
         raise PduError(f"the {what} {number[:40]!r} is not a phone number")
     padded = digits + "F" * (len(digits) % 2)
@@ -336,12 +344,13 @@ def _text_parts(text: str) -> tuple[int, list[bytes]]:
     """The alphabet and each part's encoded units: septets for GSM-7, UTF-16 for UCS-2,
     split as smsrouter.gsm counts segments."""
     if gsm.is_gsm7(text):
-        return GSM7, gsm.split(gsm.units(text), gsm.GSM7_SINGLE, gsm.GSM7_PART)
-    units = [char.encode("utf-16-be") for char in text]
-    parts = gsm.split(units, gsm.UCS2_SINGLE * 2, gsm.UCS2_PART * 2)
+        alphabet, parts = GSM7, gsm.split(gsm.units(text), gsm.GSM7_SINGLE, gsm.GSM7_PART)
+    else:
+        units = [char.encode("utf-16-be") for char in text]
+        alphabet, parts = UCS2, gsm.split(units, gsm.UCS2_SINGLE * 2, gsm.UCS2_PART * 2)
     if len(parts) > 255:
         raise PduError(f"the text needs {len(parts)} parts; a concatenated SMS has 255 at most")
-    return UCS2, parts
+    return alphabet, parts
 
 
 def _encode_user_data(alphabet: int, header: bytes, body: bytes) -> tuple[bytes, int]:
@@ -350,8 +359,5 @@ def _encode_user_data(alphabet: int, header: bytes, body: bytes) -> tuple[bytes,
         return header + body, len(header) + len(body)
     header_septets = (len(header) * 8 + 6) // 7
     fill = header_septets * 7 - len(header) * 8
-    packed = gsm.pack(body, fill)
-    if header:
-        # The header's last octet and the text's first meet in one octet when fill is 0.
-        return header + packed, header_septets + len(body)
-    return packed, len(body)
+    # TP-UDL counts septets, the header's rounded up: the fill bits are part of its count.
+    return header + gsm.pack(body, fill), header_septets + len(body)
