@@ -2,25 +2,33 @@
 
 As Django's SessionTestsMixin is run against each session backend, each mixin here is a
 capability: a backend's test class takes the mixins for what it can do, and supplies the
-driver methods that say how to reach it (its options against the `gateway` fixture, its
-webhook's requests, its gateway's answers). A backend without a capability takes no mixin
-for it, so no test here is skipped and each one can fail.
+driver methods that say how to reach it (its options against the `gateway` fixture, how
+its gateway hands over a message or a report, its gateway's answers). A backend without a
+capability takes no mixin for it, so no test here is skipped and each one can fail.
 
-The mixins:
+The mixins, transport-neutral ones first (an HTTP webhook and an SMPP bind both drive them):
 
-- WebhookContract: an inbound webhook is stored and routed; an empty text is an SMS; a
-  request without the sender is 400 naming its field, and nothing is written.
-- WebhookAuthContract: a webhook without its token or signature is 403, nothing written.
+- InboundContract: a message the gateway hands over is stored and routed, its reply made
+  in response to it; an empty text is an SMS.
+- ReportContract: delivery reports move a message forward only.
 - SendContract: send() gives one Outcome per message, in order, with the gateway's ids.
 - SendFailureContract: a transport error, 5xx or 429 is retried by the outbox; another
   refusal fails the message with the gateway's words.
-- ReportContract: delivery reports move a message forward only, and only when authentic.
+
+And the HTTP ones, built on them:
+
+- WebhookContract (an InboundContract): a request without the sender is 400 naming its
+  field, and nothing is written.
+- WebhookAuthContract: a webhook without its token or signature is 403, nothing written.
+- ReportAuthContract (a ReportContract): a report without its proof is 403, nothing changes.
 
 A driver sets `name` and `configure(url)` (calling `install(ENGINE=..., ...)` with `url`
-as the API's address), then, by mixin: `identity_field` and `inbound()`; `forged_inbound()`;
-`accept(ids)` when the gateway's success is not a bare 200; `refusal` and
-`answer_permanent()` when its refusal is not a 400 of those words; `send_apart()` when it
-puts several messages in one request; `report()` and `forged_report()`.
+as the API's address), then, by mixin: `deliver(identity, text)` (InboundContract);
+`report(message, status)` (ReportContract); `identity_field` and `inbound()`, which give
+WebhookContract its `deliver()`; `forged_inbound()`; `report_request()`, which gives
+ReportAuthContract its `report()`, and `forged_report()`; `accept(ids)` when the gateway's
+success is not a bare 200; `refusal` and `answer_permanent()` when its refusal is not a
+400 of those words; `send_apart()` when it puts several messages in one request.
 """
 
 import socket
@@ -78,7 +86,43 @@ class BackendDriver:
         self.settings.INSTALLED_BACKENDS = {self.name: {**config, "concurrency": 1}}
 
 
-class WebhookContract(BackendDriver):
+class InboundContract(BackendDriver):
+    """A backend whose gateway hands over the messages sent to it, by any transport."""
+
+    def deliver(self, identity: str, text: str) -> None:
+        """Make the gateway hand over one message from `identity` as it does (an HTTP
+        request, a deliver_sm), failing the test unless the backend accepted it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement deliver().")
+
+    @pytest.mark.django_db
+    def test_an_inbound_message_is_stored_and_routed(
+        self, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            self.deliver(PHONE, "echo hi")
+        incoming = Message.objects.get(direction="in")
+        assert (incoming.connection.identity, incoming.connection.backend.name,
+                incoming.text, incoming.status) == (PHONE, self.name, "echo hi", "handled")
+        reply = Message.objects.get(direction="out")
+        assert (reply.text, reply.in_response_to_id) == ("hi", incoming.id)
+
+    @pytest.mark.django_db
+    def test_an_empty_text_is_a_valid_sms(self) -> None:
+        self.deliver(PHONE, "")
+        assert list(Message.objects.values_list("direction", "text", "status")) == [
+            ("in", "", "handled")]
+
+
+class HttpDriver(BackendDriver):
+    """A backend whose gateway makes HTTP requests, with the test's client."""
+
+    @pytest.fixture(autouse=True)
+    def _client(self, client: Client) -> None:
+        """The client that deliver() and report() make the gateway's requests with."""
+        self.client = client
+
+
+class WebhookContract(InboundContract, HttpDriver):
     """A backend whose gateway posts messages to /backend/<name>/."""
 
     #: The request field that carries the sender, as errors name it.
@@ -88,24 +132,9 @@ class WebhookContract(BackendDriver):
         """Make the gateway's authentic inbound request; identity None leaves its field out."""
         raise NotImplementedError(f"{type(self).__name__} must implement inbound().")
 
-    @pytest.mark.django_db
-    def test_an_inbound_message_is_stored_and_routed(
-        self, client: Client, django_capture_on_commit_callbacks: Any
-    ) -> None:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = self.inbound(client, PHONE, "echo hi")
-        assert response.status_code == 200
-        incoming = Message.objects.get(direction="in")
-        assert (incoming.connection.identity, incoming.connection.backend.name,
-                incoming.text, incoming.status) == (PHONE, self.name, "echo hi", "handled")
-        reply = Message.objects.get(direction="out")
-        assert (reply.text, reply.in_response_to_id) == ("hi", incoming.id)
-
-    @pytest.mark.django_db
-    def test_an_empty_text_is_a_valid_sms(self, client: Client) -> None:
-        assert self.inbound(client, PHONE, "").status_code == 200
-        assert list(Message.objects.values_list("direction", "text", "status")) == [
-            ("in", "", "handled")]
+    def deliver(self, identity: str, text: str) -> None:
+        """The gateway's authentic request, answered 200."""
+        assert self.inbound(self.client, identity, text).status_code == 200
 
     @pytest.mark.django_db
     def test_a_request_without_the_sender_is_400_naming_it_and_writes_nothing(
@@ -242,15 +271,13 @@ class SendFailureContract(SendContract):
 
 
 class ReportContract(SendContract):
-    """A backend whose gateway reports on what it sent, at /backend/<name>/status/."""
+    """A backend whose gateway reports on what it sent, by any transport."""
 
-    def report(self, client: Client, message: Message, status: str) -> Any:
-        """The gateway's authentic report that `message` is now `status` (sent, delivered)."""
+    def report(self, message: Message, status: str) -> None:
+        """Make the gateway report that `message` is now `status` (sent, delivered) as it
+        does (an HTTP request, a receipt's deliver_sm), failing the test unless the
+        backend accepted the report."""
         raise NotImplementedError(f"{type(self).__name__} must implement report().")
-
-    def forged_report(self, client: Client, message: Message, status: str) -> Any:
-        """The report as anyone else could make it: without its proof."""
-        raise NotImplementedError(f"{type(self).__name__} must implement forged_report().")
 
     @pytest.fixture
     def sent(self, django_capture_on_commit_callbacks: Any) -> Message:
@@ -264,17 +291,31 @@ class ReportContract(SendContract):
         return Message.objects.get(pk=message.id)
 
     @pytest.mark.django_db
-    def test_a_report_moves_the_message(self, client: Client, sent: Message) -> None:
-        assert self.report(client, sent, "delivered").status_code in (200, 204)
+    def test_a_report_moves_the_message(self, sent: Message) -> None:
+        self.report(sent, "delivered")
         assert Message.objects.get(pk=sent.pk).status == "delivered"
 
     @pytest.mark.django_db
-    def test_a_late_sent_after_delivered_changes_nothing(
-        self, client: Client, sent: Message
-    ) -> None:
-        assert self.report(client, sent, "delivered").status_code in (200, 204)
-        assert self.report(client, sent, "sent").status_code in (200, 204)
+    def test_a_late_sent_after_delivered_changes_nothing(self, sent: Message) -> None:
+        self.report(sent, "delivered")
+        self.report(sent, "sent")
         assert Message.objects.get(pk=sent.pk).status == "delivered"
+
+
+class ReportAuthContract(ReportContract, HttpDriver):
+    """A backend whose gateway posts reports to /backend/<name>/status/, with a proof."""
+
+    def report_request(self, client: Client, message: Message, status: str) -> Any:
+        """The gateway's authentic report that `message` is now `status` (sent, delivered)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement report_request().")
+
+    def forged_report(self, client: Client, message: Message, status: str) -> Any:
+        """The report as anyone else could make it: without its proof."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forged_report().")
+
+    def report(self, message: Message, status: str) -> None:
+        """The gateway's authentic report, answered 200 or 204."""
+        assert self.report_request(self.client, message, status).status_code in (200, 204)
 
     @pytest.mark.django_db
     def test_an_unproven_report_is_403_and_changes_nothing(
@@ -282,4 +323,3 @@ class ReportContract(SendContract):
     ) -> None:
         assert self.forged_report(client, sent, "delivered").status_code == 403
         assert Message.objects.values_list("status", "error").get(pk=sent.pk) == ("queued", "")
-

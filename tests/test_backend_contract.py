@@ -1,19 +1,23 @@
 """The backend contract (tests/contract.py) run against every backend.
 
-Each class is a backend's driver: how to configure it against the `gateway` stand-in, how
-its gateway makes requests and answers. Provider-specific behaviour stays in each
+Each class is a backend's driver: how to configure it against its gateway's stand-in (the
+`gateway` fixture over HTTP, a fake SMSC for SMPP), how that gateway hands over messages
+and reports, and how it answers. Provider-specific behaviour stays in each
 backend's own test module.
 """
 
 import asyncio
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 from django.test import Client
 from twilio.request_validator import RequestValidator
 
+import smsrouter
 from smsrouter.backends import infobip
 from smsrouter.backends.base import Outcome
 from smsrouter.backends.kannel import dlr_signature
@@ -21,9 +25,15 @@ from smsrouter.backends.smpp import SmppBackend
 from smsrouter.backends.vonage import signature as vonage_signature
 from smsrouter.messages import OutgoingMessage
 from smsrouter.models import Message
-from tests.contract import (PHONE, ReportContract, SendContract, SendFailureContract,
+from smsrouter.smpp import pdu
+from tests.contract import (PHONE, InboundContract, ReportAuthContract, ReportContract,
+                            SendContract, SendFailureContract,
                             WebhookAuthContract, WebhookContract)
 from tests.smsc import FakeSmsc
+
+T = TypeVar("T")
+#: How long a bind, and what is done over it, may take.
+SMPP_TIMEOUT = 10
 
 
 class TestHttpBackend(WebhookAuthContract, SendFailureContract):
@@ -45,7 +55,7 @@ class TestHttpBackend(WebhookAuthContract, SendFailureContract):
         return client.post("/backend/acme/?token=guess", {"from": identity, "msg": text})
 
 
-class TestKannelBackend(WebhookAuthContract, SendFailureContract, ReportContract):
+class TestKannelBackend(WebhookAuthContract, SendFailureContract, ReportAuthContract):
     name = "kannel"
     identity_field = "id"
     refusal = "Sender missing and no global set, rejected"
@@ -67,7 +77,7 @@ class TestKannelBackend(WebhookAuthContract, SendFailureContract, ReportContract
     def forged_inbound(self, client: Client, identity: str, text: str) -> Any:
         return client.get("/backend/kannel/", {"id": identity, "text": text})
 
-    def report(self, client: Client, message: Message, status: str) -> Any:
+    def report_request(self, client: Client, message: Message, status: str) -> Any:
         return client.get("/backend/kannel/status/", {
             "message_id": message.pk, "status": {"delivered": 1, "sent": 8}[status],
             "sig": dlr_signature("kannel", message.pk), "token": "s3cret"})
@@ -87,7 +97,7 @@ def twilio_post(client: Client, path: str, data: dict[str, str], token: str = TO
     return client.post(path, data, headers={"X-Twilio-Signature": signature})
 
 
-class TestTwilioBackend(WebhookAuthContract, SendFailureContract, ReportContract):
+class TestTwilioBackend(WebhookAuthContract, SendFailureContract, ReportAuthContract):
     name = "twilio"
     identity_field = "From"
     refusal = "The 'To' number is not a valid phone number."
@@ -117,7 +127,7 @@ class TestTwilioBackend(WebhookAuthContract, SendFailureContract, ReportContract
         return twilio_post(client, "/backend/twilio/", {"From": identity, "Body": text},
                            token="0" * 32)
 
-    def report(self, client: Client, message: Message, status: str) -> Any:
+    def report_request(self, client: Client, message: Message, status: str) -> Any:
         return twilio_post(client, "/backend/twilio/status/",
                            {"MessageSid": message.external_id, "MessageStatus": status})
 
@@ -127,7 +137,7 @@ class TestTwilioBackend(WebhookAuthContract, SendFailureContract, ReportContract
                            token="0" * 32)
 
 
-class TestVumiBackend(WebhookAuthContract, SendFailureContract, ReportContract):
+class TestVumiBackend(WebhookAuthContract, SendFailureContract, ReportAuthContract):
     name = "vumi"
     identity_field = "from_addr"
     refusal = '{"error": "bad to_addr"}'
@@ -159,7 +169,7 @@ class TestVumiBackend(WebhookAuthContract, SendFailureContract, ReportContract):
                 **({"event_type": "ack"} if status == "sent" else
                    {"event_type": "delivery_report", "delivery_status": status})}
 
-    def report(self, client: Client, message: Message, status: str) -> Any:
+    def report_request(self, client: Client, message: Message, status: str) -> Any:
         return self.post(client, "/backend/vumi/status/?token=s3cret", self.event(message, status))
 
     def forged_report(self, client: Client, message: Message, status: str) -> Any:
@@ -205,24 +215,30 @@ class TestHttpTesterBackend(WebhookAuthContract, SendContract):
                            REMOTE_ADDR="203.0.113.7")
 
 
-class TestSmppBackend(SendContract):
-    """No webhooks: its outbound is submit_sm over a bind, to a fake SMSC started, bound
-    and closed within each send. Its outbox, deliver_sm and receipts are in
-    tests/test_backend_smpp.py, as only the process holding the bind sends."""
+class TestSmppBackend(InboundContract, ReportContract):
+    """Its gateway is a fake SMSC on loopback, bound, used and unbound within each send,
+    deliver_sm and receipt, in a loop of its own as the process holding the bind runs it.
+    Its outbox, link drops and malformed PDUs are in tests/test_backend_smpp.py, as only
+    the process holding the bind sends."""
 
     name = "smpp"
 
+    @pytest.fixture(autouse=True)
+    def _committing(self, transactional_db: None) -> None:
+        """The bound backend stores from asgiref's database thread, on a connection of its
+        own: what it commits is what the test then reads."""
+
     def configure(self, url: str) -> None:
-        """The SMSC's port is known once it listens: send() gives it."""
+        """The SMSC's port is known once it listens: bound() gives it to an instance of
+        its own. The one configured here is never bound, as in a process without the bind."""
         self.install(ENGINE="smsrouter.backends.smpp.SmppBackend", host="127.0.0.1",
-                     system_id="smsrouter", password="secret", source_addr="15555")
+                     port=2775, system_id="smsrouter", password="secret", source_addr="15555")
 
-    def accept(self, ids: Sequence[int]) -> list[str | None]:
-        """The fake SMSC numbers its message ids from 0x1000, in hexadecimal."""
-        return [f"{0x1000 + i:x}" for i in range(len(ids))]
-
-    def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
-        async def bound_send() -> list[Outcome]:
+    def bound(self, act: Callable[[FakeSmsc, SmppBackend], Awaitable[T]]) -> T:
+        """What `act` gives, run against the backend bound to a fake SMSC, in a loop of its
+        own and within SMPP_TIMEOUT; then unbound, and the database thread's connection
+        closed so that it holds no test database open."""
+        async def run() -> T:
             smsc = FakeSmsc()
             port = await smsc.start()
             options = dict(self.settings.INSTALLED_BACKENDS[self.name], port=port)
@@ -232,19 +248,56 @@ class TestSmppBackend(SendContract):
             backend.state_listeners.append(lambda state, detail: state == "bound" and bound.set())
             await backend.activate()
             try:
-                await asyncio.wait_for(bound.wait(), 10)
-                return await backend.send(messages)
+                async with asyncio.timeout(SMPP_TIMEOUT):
+                    await bound.wait()
+                    return await act(smsc, backend)
             finally:
                 await backend.deactivate()
                 await smsc.close()
+                await sync_to_async(connections.close_all)()
 
-        return asyncio.run(bound_send())
+        return asyncio.run(run())
+
+    async def answered(self, smsc: FakeSmsc) -> None:
+        """The backend's answer to the SMSC's deliver_sm, which must be ESME_ROK: stored."""
+        assert (await smsc.answers.get()).command_status == pdu.ESME_ROK
+
+    def accept(self, ids: Sequence[int]) -> list[str | None]:
+        """The fake SMSC numbers its message ids from 0x1000, in hexadecimal."""
+        return [f"{0x1000 + i:x}" for i in range(len(ids))]
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> list[Outcome]:
+        return self.bound(lambda smsc, backend: backend.send(messages))
+
+    def deliver(self, identity: str, text: str) -> None:
+        """A deliver_sm from `identity`, as the SMSC sends a mobile-originated text."""
+        async def handed_over(smsc: FakeSmsc, backend: SmppBackend) -> None:
+            smsc.deliver(identity, text)
+            await self.answered(smsc)
+        self.bound(handed_over)
+
+    @pytest.fixture
+    def sent(self) -> Message:
+        """A message the SMSC took over a bind, with its id: as the bind's scheduler sends
+        it (this process holds no bind, so the send on commit left it queued)."""
+        (message,) = smsrouter.send("hi", PHONE, backend=self.name)
+        (outcome,) = self.send([message])
+        assert outcome.sent
+        Message.objects.filter(pk=message.id).update(external_id=outcome.external_id)
+        return Message.objects.get(pk=message.id)
+
+    def report(self, message: Message, status: str) -> None:
+        """A delivery receipt's deliver_sm for the SMSC's id: DELIVRD, or ENROUTE for sent."""
+        async def receipted(smsc: FakeSmsc, backend: SmppBackend) -> None:
+            smsc.receipt(message.external_id, {"delivered": "DELIVRD", "sent": "ENROUTE"}[status])
+            await self.answered(smsc)
+        self.bound(receipted)
 
 
 INFOBIP_TOKEN = "s3cret-t0ken"
 
 
-class TestInfobipBackend(WebhookAuthContract, SendFailureContract, ReportContract):
+class TestInfobipBackend(WebhookAuthContract, SendFailureContract, ReportAuthContract):
     """Infobip names each message by the messageId the send gave it, its own id."""
 
     name = "infobip"
@@ -291,7 +344,7 @@ class TestInfobipBackend(WebhookAuthContract, SendFailureContract, ReportContrac
         group = {"sent": "PENDING", "delivered": "DELIVERED"}[status]
         return {"messageId": message.external_id, "status": {"groupName": group}}
 
-    def report(self, client: Client, message: Message, status: str) -> Any:
+    def report_request(self, client: Client, message: Message, status: str) -> Any:
         return self.post(client, f"/backend/infobip/status/?token={INFOBIP_TOKEN}",
                          [self.result(message, status)])
 
@@ -309,7 +362,7 @@ def vonage_signed(params: dict[str, str], secret: str = VONAGE_SECRET) -> dict[s
     return {**params, "sig": vonage_signature(secret, "md5hash", params)}
 
 
-class TestVonageBackend(WebhookAuthContract, SendFailureContract, ReportContract):
+class TestVonageBackend(WebhookAuthContract, SendFailureContract, ReportAuthContract):
     name = "vonage"
     identity_field = "msisdn"
     refusal = "Vonage status 3: Invalid to address"
@@ -347,7 +400,7 @@ class TestVonageBackend(WebhookAuthContract, SendFailureContract, ReportContract
         return {"msisdn": "255700000001", "messageId": message.external_id,
                 "status": {"sent": "accepted", "delivered": "delivered"}[status]}
 
-    def report(self, client: Client, message: Message, status: str) -> Any:
+    def report_request(self, client: Client, message: Message, status: str) -> Any:
         return client.post("/backend/vonage/status/", vonage_signed(self.receipt(message, status)))
 
     def forged_report(self, client: Client, message: Message, status: str) -> Any:
@@ -358,7 +411,7 @@ class TestVonageBackend(WebhookAuthContract, SendFailureContract, ReportContract
 AT_TOKEN = "s3cret-token"
 
 
-class TestAfricasTalkingBackend(WebhookAuthContract, SendFailureContract, ReportContract):
+class TestAfricasTalkingBackend(WebhookAuthContract, SendFailureContract, ReportAuthContract):
     """Messages of distinct texts go in a request each, as the contract's do."""
 
     name = "at"
@@ -398,7 +451,7 @@ class TestAfricasTalkingBackend(WebhookAuthContract, SendFailureContract, Report
         return {"id": message.external_id, "phoneNumber": PHONE,
                 "status": {"sent": "Sent", "delivered": "Success"}[status]}
 
-    def report(self, client: Client, message: Message, status: str) -> Any:
+    def report_request(self, client: Client, message: Message, status: str) -> Any:
         return client.post(f"/backend/at/status/?token={AT_TOKEN}", self.status(message, status))
 
     def forged_report(self, client: Client, message: Message, status: str) -> Any:

@@ -2,7 +2,8 @@
 TLVs, in any order, each part stored before its deliver_sm is answered."""
 
 import asyncio
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,8 @@ from smsrouter.backends.smpp import SmppBackend
 from smsrouter.models import Direction, Message, PendingPart
 from smsrouter.smpp import pdu
 from smsrouter.smpp.pdu import Command, Pdu
+from tests.smsc import FakeSmsc
+from tests.stack import Stack
 
 TIMEOUT = 10
 
@@ -131,3 +134,56 @@ async def test_parts_stored_before_a_restart_complete_in_the_new_process(backend
     assert await asyncio.wait_for(smsc.binds.get(), TIMEOUT) == "smsrouter"
     await delivered(smsc, udh8(7, 2, 2, b"after"))
     assert await inbound() == [("+255700000001", "before after", {})]
+
+
+#: How long a process may take to start, bind and answer.
+PROCESS_TIMEOUT = 60
+
+
+async def committed(stack: Stack, sql: str, holds: Callable[[list[tuple]], bool]) -> list[tuple]:
+    """The rows `sql` reads from the stack's database once `holds(rows)`, within
+    PROCESS_TIMEOUT."""
+    async with asyncio.timeout(PROCESS_TIMEOUT):
+        while not holds(rows := await asyncio.to_thread(stack.query, sql)):
+            await asyncio.sleep(0.05)
+    return rows
+
+
+async def connected(stack: Stack, smsc: FakeSmsc) -> None:
+    """`smsrouter_connect smpp` in a process of its own, once it has bound to the SMSC."""
+    stack.start("connect", sys.executable, "manage.py", "smsrouter_connect", "smpp")
+    assert await asyncio.wait_for(smsc.binds.get(), PROCESS_TIMEOUT) == "smsrouter"
+
+
+@pytest.mark.processes
+@pytest.mark.asyncio
+@pytest.mark.parametrize("build", [sar, udh8], ids=["sar", "udh"])
+async def test_a_part_answered_before_a_sigkill_completes_its_text_after_the_restart(
+        smsc, tmp_path, build):
+    """The first part's deliver_sm answered, the process holding the bind SIGKILLed: the
+    part is in the database alone, and the process started again completes the text from
+    it, routed once with one reply."""
+    database = tmp_path / "db.sqlite3"
+    stack = Stack(tmp_path, processing="inline", gateway_url="", broker=None, sqlite=database,
+                  settings="tests.smpp_settings",
+                  env={"SMSC_PORT": str(smsc.port), "SMPP_ENQUIRE_LINK": "1"})
+    try:
+        await connected(stack, smsc)
+        await delivered(smsc, build(7, 2, 1, b"echo before "))
+        stack.kill("connect")
+        assert stack.query("SELECT count(*) FROM smsrouter_pendingpart") == [(1,)]
+        assert stack.counts() == {}
+        # The new process binds once the dead one's lease has run out (4 s here).
+        await connected(stack, smsc)
+        await delivered(smsc, build(7, 2, 2, b"after"))
+        reply = await asyncio.wait_for(smsc.submits.get(), PROCESS_TIMEOUT)
+        assert (reply.destination, reply.text) == ("255700000001", "before after")
+        messages = await committed(
+            stack, "SELECT id, direction, text, status, in_response_to_id FROM smsrouter_message "
+            "ORDER BY id", lambda rows: len(rows) == 2 and rows[1][3] == "sent")
+        [(incoming, *received), (_, *replied)] = messages
+        assert received == ["in", "echo before after", "handled", None]
+        assert replied == ["out", "before after", "sent", incoming]
+        assert [s.text for s in smsc.submitted] == ["before after"]
+    finally:
+        stack.close()
