@@ -176,6 +176,51 @@ class TestVumiBackend(WebhookAuthContract, SendFailureContract, ReportAuthContra
         return self.post(client, "/backend/vumi/status/?token=guess", self.event(message, status))
 
 
+class TestModemBackend(WebhookAuthContract, SendFailureContract, ReportAuthContract):
+    """The GSM modem bridge's posts in, its /send out: `gateway` stands in for the bridge."""
+
+    name = "modem"
+    identity_field = "from"
+    auth = {"HTTP_AUTHORIZATION": "Bearer m0dem"}
+
+    def configure(self, url: str) -> None:
+        self.install(ENGINE="smsrouter.backends.modem.ModemBackend", bridge_url=url,
+                     token="m0dem")
+
+    def accept(self, ids: Sequence[int]) -> list[str | None]:
+        """The bridge names each part by its TP-MR and a counter of its own."""
+        references = [f"{i}-{len(self.gateway.requests) + i}" for i in range(len(ids))]
+        for reference in references:
+            self.gateway.answer(200, json.dumps({"references": [reference]}))
+        return references
+
+    def post(self, client: Client, path: str, payload: dict[str, Any], **auth: str) -> Any:
+        return client.post(path, json.dumps(payload), content_type="application/json", **auth)
+
+    def inbound(self, client: Client, identity: str | None, text: str) -> Any:
+        payload = {"id": "a1b2", "text": text, "timestamp": "2026-12-03T09:00:00+03:00",
+                   "part": None}
+        return self.post(client, "/backend/modem/",
+                         payload if identity is None else {**payload, "from": identity},
+                         **self.auth)
+
+    def forged_inbound(self, client: Client, identity: str, text: str) -> Any:
+        return self.post(client, "/backend/modem/", {"id": "a1b2", "from": identity,
+                                                     "text": text})
+
+    def report_request(self, client: Client, message: Message, status: str) -> Any:
+        """A status report's state: "pending" (TP-ST 0x20) while the service centre tries."""
+        state, code = {"sent": ("pending", 0x20)}.get(status, (status, 0))
+        return self.post(client, "/backend/modem/status/",
+                         {"reference": message.external_id, "status": state, "code": code},
+                         **self.auth)
+
+    def forged_report(self, client: Client, message: Message, status: str) -> Any:
+        return self.post(client, "/backend/modem/status/",
+                         {"reference": message.external_id, "status": status},
+                         HTTP_AUTHORIZATION="Bearer guess")
+
+
 class TestLocmemBackend(WebhookContract, SendContract):
     """In-process: every message is sent, and the webhook takes any form post."""
 
