@@ -13,9 +13,13 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from hypothesis import HealthCheck, settings as hypothesis_settings
 
+from tests import modemsim
 from tests.gateway import FakeGateway
 from tests.smsc import FakeSmsc
 from tests.stack import require, serving
+
+#: The simulated GSM modem (tests/modemsim.py), as fixtures of every test module.
+modem, modem_with_pin = modemsim.modem, modemsim.modem_with_pin
 
 ROOT = Path(__file__).resolve().parent.parent
 
