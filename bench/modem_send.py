@@ -63,18 +63,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        link, control, listen = Path(tmp) / "tty", free_port(), free_port()
+        link, listen = Path(tmp) / "tty", free_port()
         modem = subprocess.Popen(
             [sys.executable, "-m", "tests.modemsim", "--link", str(link), "--control",
-             f"127.0.0.1:{control}", "--sim-file", f"{tmp}/sim.json"],
+             "127.0.0.1:0", "--sim-file", f"{tmp}/sim.json"],
             cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        assert modem.stdout.readline().strip() == "ready"
         bridge = subprocess.Popen(
             [sys.executable, "-m", "smsrouter.modem.cli", "--device", str(link),
              "--router-url", "http://127.0.0.1:9/backend/modem/", "--token", TOKEN,
              "--listen", f"127.0.0.1:{listen}", "--spool", f"{tmp}/spool.json"],
             cwd=ROOT, stderr=subprocess.DEVNULL)
         try:
+            if not modem.stdout.readline().startswith("ready"):
+                raise SystemExit("the simulated modem did not start")
             url = f"http://127.0.0.1:{listen}"
             for label, text in [("1 part", "Your next visit is on Monday."),
                                 ("3 parts", "Dosage reminder. " * 25)]:
