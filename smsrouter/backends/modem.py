@@ -17,7 +17,7 @@ import hmac
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.core.checks import CheckMessage, Error
 from django.http import HttpRequest
 
@@ -140,7 +140,8 @@ class ModemBackend(BaseBackend):
             raise PermanentSendError(f"{answer.where} answered {answer.status} without "
                                      f"the parts' references: {answer.text[:300]}") from None
         if len(references) > 1 and message.id is not None:
-            await database_sync_to_async(reports.keep_part_ids)(message.id, references)
+            # In the thread the sender writes from (thread-sensitive), on its connection.
+            await sync_to_async(reports.keep_part_ids)(message.id, references)
         return references[0]
 
 
