@@ -4,8 +4,10 @@ What a deployment does, on one machine in one run: a gateway requests
 `GET /backend/kannel/?id=+2557...&text=echo+<n>` (each message from a number of its own),
 the server stores and routes the message, and the reply leaves through the Kannel backend
 to bench/fake_kannel.py, which counts it. The same workload goes to RapidSMS 2.2 under
-gunicorn (bench/rapidsms_project/, from its own virtualenv), and a raw ASGI hello-world
-under the same server gives the ceiling no application could pass.
+gunicorn (bench/rapidsms_project/, from its own virtualenv). Two ceilings run under the
+same server: the ceiling app (bench/ceiling_app.py: the same writes with the same commits,
+in raw sqlite3 and aiohttp, no framework), which the inline and Celery rows are measured
+against, and a raw ASGI hello-world, which stores nothing: no application could pass it.
 
 Measured, each figure the median of -r runs on a fresh database:
 
@@ -28,7 +30,11 @@ Measured, each figure the median of -r runs on a fresh database:
   worker alone, draining 4,000 queued messages on SQLite, at 587 msg/s with threads -c 4,
   571 with threads -c 8, 721 with prefork -c 2 and 679 with solo, worker start included.
 * RapidSMS 2.2: the max sustained workload, same generator, same counts.
-* ceiling: the hello-world under the chosen server, same generator; and through wrk, to
+* ceiling app: bench/ceiling_app.py under the chosen server (on SQLite whatever the
+  database chosen), the max sustained workload, counted until the last reply, same counts
+  as smsrouter's (it writes the demo's tables). The inline and Celery end to end rows show
+  their share of it. Its p99 at the fixed rate shows the floor beneath smsrouter's.
+* raw ASGI: the hello-world under the chosen server, same generator; and through wrk, to
   show the Python generator is not what limits the figures.
 
 Accepted is the number of 2xx answers; delivered the recipients the fake gateway counted;
@@ -145,6 +151,8 @@ class Figure:
     peer: "Figure | None" = None
     ceiling: "Figure | None" = None
     server: Server | None = None
+    #: What `ceiling` is, for the lines under bench/suite.py's table.
+    ceiling_of: str = ""
 
     @property
     def median_run(self) -> Run:
@@ -166,6 +174,7 @@ class Figure:
                 "accepted": run.accepted, "delivered": run.delivered,
                 "peer": round(self.peer.value, 2) if self.peer else None,
                 "ceiling": round(self.ceiling.value, 2) if self.ceiling else None,
+                **({"ceiling_of": self.ceiling_of} if self.ceiling and self.ceiling_of else {}),
                 "load": run.load, "setup": self.setup, "consistent": self.consistent,
                 "runs": [asdict(each) for each in self.runs]}
 
@@ -273,6 +282,21 @@ class Bench:
         subprocess.run([str(peer_python()), "-m", "django", "migrate", "--noinput", "-v", "0"],
                        cwd=ROOT / "bench", env=self.peer_env(database_url), check=True,
                        timeout=300)
+
+    def ceiling_app(self, server: Server, load: Callable[[str], LoadResult]) -> Run:
+        """Serve bench/ceiling_app.py on a fresh copy of the demo's SQLite database."""
+        database_url = self.database("sqlite")
+        with Processes(self.folder) as processes:
+            port = harness.free_port()
+            processes.start(f"ceiling-app-{next(self.measured)}",
+                            server.command("bench.ceiling_app:app", port),
+                            env={**os.environ, "DATABASE_URL": database_url,
+                                 "FAKE_KANNEL_URL": self.gateway.sendsms_url,
+                                 "PYTHONUNBUFFERED": "1"})
+            base = f"http://127.0.0.1:{port}"
+            processes.wait_until_answers(f"{base}/backend/kannel/")
+            return self._measure(base, load, processes,
+                                 lambda: _smsrouter_counts(database_url))
 
     def ceiling(self, server: Server) -> tuple[Run, float]:
         """The hello-world under `server`: the same generator's figure, then wrk's req/s."""
@@ -432,6 +456,10 @@ def measure(bench: Bench) -> list[Figure]:
     setup = f"{server.label}, {server.database}"
     sustained = bench.closed(args.connections, args.seconds)
 
+    def fixed_load(base: str) -> LoadResult:
+        return harness.open_loop(base, harness.kannel_path, rate=args.rate,
+                                 count=int(args.rate * args.rate_seconds))
+
     print(f"measuring with {setup}; RapidSMS on gunicorn ×{workers}", flush=True)
     ceiling = Figure(f"ceiling: raw ASGI hello-world, {server.label}", "req/s", [], rate,
                      setup=setup)
@@ -442,6 +470,11 @@ def measure(bench: Bench) -> list[Figure]:
         wrk_rates.append(wrk_rate)
     wrk_ceiling = Figure(f"ceiling: raw ASGI hello-world, {server.label}, through wrk",
                          "req/s", [_wrk_run(value) for value in wrk_rates], rate, setup=setup)
+    app_setup = f"{server.label}, sqlite"
+    app_ceiling = Figure(f"ceiling app: raw sqlite3 + aiohttp, {app_setup}, until the last reply",
+                         "msg/s", repeat(args.runs, lambda: bench.ceiling_app(server, sustained)),
+                         end_to_end_rate, setup=app_setup)
+    app_of = f"the ceiling app (bench/ceiling_app.py) under {app_setup}"
 
     peer = Figure(f"RapidSMS 2.2 under gunicorn ×{workers} sync, max sustained", "msg/s",
                   repeat(args.runs, lambda: bench.rapidsms(workers, sustained)), rate,
@@ -449,11 +482,13 @@ def measure(bench: Bench) -> list[Figure]:
     inline = Figure(f"smsrouter inline, max sustained ({args.connections} connections), "
                     "until the last reply", "msg/s",
                     repeat(args.runs, lambda: bench.smsrouter(server, sustained)),
-                    end_to_end_rate, setup=setup, peer=peer, ceiling=ceiling)
+                    end_to_end_rate, setup=setup, peer=peer, ceiling=app_ceiling,
+                    ceiling_of=app_of)
     fixed = Figure(f"smsrouter inline at a fixed {args.rate:,.0f} msg/s, p99", "ms",
-                   repeat(args.runs, lambda: bench.smsrouter(server, lambda base: harness.open_loop(
-                       base, harness.kannel_path, rate=args.rate,
-                       count=int(args.rate * args.rate_seconds)))), p99, setup=setup)
+                   repeat(args.runs, lambda: bench.smsrouter(server, fixed_load)), p99, setup=setup)
+    fixed_ceiling = Figure(f"ceiling app at a fixed {args.rate:,.0f} msg/s, p99", "ms",
+                           repeat(args.runs, lambda: bench.ceiling_app(server, fixed_load)), p99,
+                           setup=app_setup)
     celery_server, celery_choices = choose_celery_database(bench, server)
     celery_runs = repeat(args.runs, lambda: bench.smsrouter(
         celery_server, bench.closed(args.connections, 120, limit=args.celery_count),
@@ -463,8 +498,10 @@ def measure(bench: Bench) -> list[Figure]:
     celery_accepted = Figure(f"smsrouter Celery mode, accepted ({args.celery_count} messages)",
                              "msg/s", celery_runs, rate, setup=celery_setup)
     celery_e2e = Figure("smsrouter Celery mode, end to end (until the last reply)", "msg/s",
-                        celery_runs, end_to_end_rate, setup=celery_setup, peer=peer)
-    return [inline, fixed, celery_accepted, celery_e2e, peer, ceiling, wrk_ceiling,
+                        celery_runs, end_to_end_rate, setup=celery_setup, peer=peer,
+                        ceiling=app_ceiling, ceiling_of=app_of)
+    return [inline, fixed, celery_accepted, celery_e2e, peer, app_ceiling, fixed_ceiling,
+            ceiling, wrk_ceiling,
             *choices, *celery_choices, *peer_choices]
 
 

@@ -11,6 +11,14 @@ than the SQLite settings, and with Django's defaults (rollback journal, synchron
 as a RapidSMS project runs unless it sets pragmas itself. That second figure is close to
 the issue's baseline of about 215 msg/s.
 
+The ceiling is the same durable work with no router: raw sqlite3 on the demo's migrated
+schema, the same pragmas, making for each message the statements and commits `incoming()`
+makes for an echoed SMS (traced with sqlite3's trace callback): the message INSERTed
+"received" (autocommit); then in one transaction its UPDATE to "handled" and its reply
+INSERTed "sending"; then the reply's UPDATE to "sent" (autocommit). 4 statements, 3
+commits; a number's Connection is read and made once, then cached, as smsrouter caches it.
+Both smsrouter rows show their share of it.
+
 Usage: .venv/bin/python bench/routing_vs_rapidsms.py [-n 5000] [-r 3] [--json PATH]
 """
 
@@ -47,6 +55,63 @@ for n in range(int(sys.argv[2])):
 print(time.perf_counter() - started)
 """
 
+CEILING = """
+import os, sqlite3, sys, time
+from datetime import UTC, datetime
+sys.path.insert(0, {root!r})
+os.environ.update(DJANGO_SETTINGS_MODULE="demo.settings", DATABASE_URL="sqlite:///" + sys.argv[1],
+                  DJANGO_DEBUG="0")
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connections
+call_command("migrate", verbosity=0)
+connections.close_all()
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL"):
+    db.execute("PRAGMA " + pragma)
+db.execute("INSERT OR IGNORE INTO smsrouter_backend (name) VALUES ('httptester-public')")
+(backend,), = db.execute("SELECT id FROM smsrouter_backend WHERE name = 'httptester-public'")
+insert = ("INSERT INTO smsrouter_message (direction, backend_id, connection_id, text, segments, "
+          "status, external_id, in_response_to_id, fields, error, attempts, due_at, sent_at, "
+          "reported_at, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, NULL, ?, '{{}}', '', ?, "
+          "NULL, NULL, NULL, ?, ?) RETURNING id")
+known = {{}}
+
+def connection_of(identity):
+    if identity not in known:
+        found = db.execute("SELECT id FROM smsrouter_connection WHERE backend_id = ? AND identity = ?",
+                           (backend, identity)).fetchall()
+        known[identity] = found[0][0] if found else db.execute(
+            "INSERT INTO smsrouter_connection (backend_id, identity) VALUES (?, ?) RETURNING id",
+            (backend, identity)).fetchone()[0]
+    return known[identity]
+
+def now():
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
+
+def echo(identity, text):
+    connection, at = connection_of(identity), now()
+    (pk,), = db.execute(insert, ("in", backend, connection, text, "received", None, 0, at, at))
+    db.execute("BEGIN IMMEDIATE")
+    at = now()
+    db.execute("UPDATE smsrouter_message SET status = 'handled', error = '', fields = '{{}}', "
+               "updated_at = ? WHERE id = ?", (at, pk))
+    (reply,), = db.execute(insert, ("out", backend, connection, text.removeprefix("echo "),
+                                    "sending", pk, 1, at, at))
+    db.execute("COMMIT")
+    at = now()
+    db.execute("UPDATE smsrouter_message SET status = 'sent', error = '', due_at = NULL, "
+               "sent_at = ?, updated_at = ? WHERE id = ? AND status IN ('queued', 'sending')",
+               (at, at, reply))
+
+echo("+10", "echo warm")
+started = time.perf_counter()
+for n in range(int(sys.argv[2])):
+    echo(f"+1{{n % 50}}", f"echo {{n}}")
+print(time.perf_counter() - started)
+"""
+
 
 def peer_python() -> str:
     python = PEER_VENV / "bin" / "python"
@@ -76,12 +141,18 @@ def main() -> None:
     tuned = timed(peer, args.n, args.runs)
     untuned = timed(peer, args.n, args.runs, "django-defaults")
     ours = args.n / timed([sys.executable, "-c", OURS.format(root=str(ROOT))], args.n, args.runs)
+    ceiling = args.n / timed([sys.executable, "-c", CEILING.format(root=str(ROOT))], args.n,
+                             args.runs)
     name = f"incoming() vs receive(), {args.n:,} messages: echo + keyword handler + message log"
     writes = {"shape": "lifecycle", "per_item": 2}
+    of = "raw sqlite3, incoming()'s statements and commits for an echoed SMS, no router"
     rows.emit([
-        rows.row("in-process routing", name, ours, "msg/s", peer=args.n / tuned, db_writes=writes),
+        rows.row("in-process routing", name, ours, "msg/s", peer=args.n / tuned,
+                 ceiling=ceiling, ceiling_of=of, db_writes=writes),
         rows.row("in-process routing", f"{name}; RapidSMS on Django's default SQLite settings",
-                 ours, "msg/s", peer=args.n / untuned, db_writes=writes),
+                 ours, "msg/s", peer=args.n / untuned, ceiling=ceiling, ceiling_of=of,
+                 db_writes=writes),
+        rows.row("in-process routing", f"ceiling: {of}, {args.n:,} messages", ceiling, "msg/s"),
     ], args.json)
 
 
