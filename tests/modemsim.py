@@ -20,7 +20,7 @@ lives in the --sim-file, so a restarted simulator keeps it. PORT 0 picks a free 
 prints `ready HOST:PORT` once both the pty and the control API are up.
 
 The control API (JSON over HTTP) plays the network and the user:
-  POST /deliver {from, text, timestamp?, sixteen_bit?} -> {indexes}: the SMS (its parts)
+  POST /deliver {from, text, timestamp?, sixteen_bit?, lost?} -> {indexes}: the SMS (its parts)
        stored on the SIM, one +CMTI each, all in one write;
   GET  /sim -> [{index, stat, pdu}];  GET /sent -> [{mr, to, text, concat, srr}];
   GET  /state -> {sim, sent, pin_attempts, ignored (bytes dropped while hanging), plugged,
@@ -398,7 +398,8 @@ class Modem:
             self.write("".join(codes))
 
     # The network.
-    def deliver(self, sender: str, text: str, when: datetime, sixteen_bit: bool) -> list[int]:
+    def deliver(self, sender: str, text: str, when: datetime, sixteen_bit: bool,
+                lost: bool = False) -> list[int]:
         self.concat_reference = (self.concat_reference + 1) % 65536
         pdus = pdu.encode_deliver(sender, text, when, concat_reference=self.concat_reference,
                                   sixteen_bit=sixteen_bit)
@@ -409,7 +410,7 @@ class Modem:
         for index, hex_pdu in zip(indexes, pdus):
             self.sim[index] = {"stat": UNREAD, "pdu": hex_pdu}
         self.save()
-        if self.settings.cnmi[1] == 1:
+        if self.settings.cnmi[1] == 1 and not lost:  # lost: as a modem now and then drops one
             self._indicate([f'\r\n+CMTI: "SM",{index}\r\n' for index in indexes])
         return indexes
 
@@ -466,7 +467,8 @@ def control(modem: Modem) -> web.Application:
         body = await request.json()
         when = datetime.fromisoformat(body["timestamp"]) if body.get("timestamp") else (
             datetime.now(timezone.utc).replace(microsecond=0))
-        indexes = modem.deliver(body["from"], body["text"], when, body.get("sixteen_bit", False))
+        indexes = modem.deliver(body["from"], body["text"], when, body.get("sixteen_bit", False),
+                                body.get("lost", False))
         return web.json_response({"indexes": indexes})
 
     async def report(request: web.Request) -> web.Response:
@@ -548,7 +550,8 @@ class ModemSim:
             return json.load(answer)
 
     def deliver(self, sender: str, text: str, **options: Any) -> list[int]:
-        """Put an SMS on the SIM; options: timestamp (ISO 8601), sixteen_bit."""
+        """Put an SMS on the SIM; options: timestamp (ISO 8601), sixteen_bit, lost (no
+        +CMTI for it)."""
         return self._call("/deliver", {"from": sender, "text": text, **options})["indexes"]
 
     def sim(self) -> list[str]:

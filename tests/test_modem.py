@@ -67,7 +67,7 @@ class Deployment:
                 "--router-url", f"http://127.0.0.1:{self.web_port}/backend/modem/",
                 "--token", TOKEN, "--listen", f"127.0.0.1:{self.bridge_port}",
                 "--spool", str(self.tmp / "spool.json"), "--max-backoff", "0.5",
-                "--timeout", "1", *extra]
+                "--timeout", "1", "--poll", "1", *extra]
 
     def start_bridge(self) -> None:
         self.stack.start("bridge", *self.bridge_command())
@@ -175,6 +175,12 @@ def test_sms_that_arrive_while_the_router_is_down_wait_on_the_sim_and_arrive_onc
     deployment.stack.wait_until(deployment.modem.sim, lambda sim: sim == [], TIMEOUT,
                                 "the SIM emptied")
     assert sorted(s["text"] for s in deployment.wait_sent(3)) == [f"down {n}" for n in range(3)]
+
+
+def test_an_sms_whose_indication_was_lost_is_found_on_the_sim(deployment):
+    deployment.modem.deliver(PHONE, "echo found anyway", lost=True)
+    deployment.wait_messages("out", replied(1), "the reply sent")
+    assert deployment.messages("in") == [("echo found anyway", "handled")]
 
 
 def test_an_unplugged_modem_is_opened_again_when_it_is_back(deployment):

@@ -36,9 +36,8 @@ logger = logging.getLogger("smsrouter.modem")
 
 #: AT+CNMI=2,1,0,1,0: +CMTI for each SMS stored on the SIM, +CDS for each status report.
 INDICATIONS = "AT+CNMI=2,1,0,1,0"
-#: Seconds between signal and registration polls, which double as the modem's heartbeat;
-#: more often while the modem has no network, so that sends resume soon after it is back.
-POLL_INTERVAL = 15
+#: Seconds between polls while the modem has no network (Config.poll otherwise), so that
+#: sends resume soon after it is back.
 POLL_UNREGISTERED = 2
 #: +CMS ERROR: 331, no network service: the modem has lost its network.
 NO_NETWORK = 331
@@ -75,6 +74,9 @@ class Config:
     spool: Path = Path("smsrouter-modem-spool.json")
     #: Seconds the modem has to answer a command; a silent modem is opened again.
     timeout: float = 10.0
+    #: Seconds between polls of the signal, the registration and the SIM, which double as
+    #: the modem's heartbeat.
+    poll: float = 15.0
     #: The longest wait between attempts to reopen the port or to reach the router.
     max_backoff: float = 30.0
 
@@ -147,7 +149,8 @@ class Bridge:
                 attempt = 0
             except FatalModemError:
                 raise
-            except (OSError, ModemGone, TimeoutError, AtError, pdu.PduError) as exc:
+            except (OSError, ModemGone, TimeoutError, AtError, pdu.PduError,
+                    ValueError, IndexError) as exc:  # the last two: answers garbled
                 self.health.modem, self.health.error = "reopening", str(exc) or type(exc).__name__
                 logger.warning("modem %s: %s; reopening", self.config.device, self.health.error)
             finally:
@@ -164,7 +167,6 @@ class Bridge:
         await self._set_up(channel)
         self.health.modem, self.health.error = "ready", ""
         logger.info("modem %s: ready", self.config.device)
-        await self._sweep(channel)
         tasks = {asyncio.create_task(self._read_announced(channel)),
                  asyncio.create_task(self._keep_polling(channel)),
                  asyncio.create_task(channel.closed.wait())}
@@ -208,13 +210,15 @@ class Bridge:
                 "lock the SIM: correct --pin and start the bridge again") from exc
 
     async def _keep_polling(self, channel: AtChannel) -> None:
-        """Signal and registration for /health and for sends; a modem that stopped
-        answering fails a poll (TimeoutError), which ends the session."""
+        """Signal and registration for /health and for sends, and the SIM swept again for
+        an SMS whose indication was lost; a modem that stopped answering fails a poll
+        (TimeoutError), which ends the session."""
         while True:
             await self._poll(channel)
+            await self._sweep(channel)
             self._poll_soon.clear()
             await _until(self._poll_soon.wait(),
-                         POLL_INTERVAL if self.health.registered else POLL_UNREGISTERED)
+                         self.config.poll if self.health.registered else POLL_UNREGISTERED)
 
     async def _poll(self, channel: AtChannel) -> None:
         for line in await channel.command("AT+CSQ"):
@@ -267,18 +271,24 @@ class Bridge:
             return
         message_id = stable_id(message, index)
         concat = message.concat
-        self.spool.keep_inbound(message_id, {
+        new = self.spool.keep_inbound(message_id, {
             "id": message_id, "from": message.sender, "text": message.text,
             "timestamp": message.timestamp.isoformat(),
             "part": {"reference": concat.reference, "total": concat.total,
                      "seqnum": concat.seqnum} if concat else None})
         self._on_sim[message_id] = (channel, index)
-        self.health.received += 1
-        self._wake_poster.set()
+        if new:
+            self.health.received += 1
+            self._wake_poster.set()
 
     def _unsolicited(self, code: Unsolicited) -> None:
         if code.line.startswith("+CMTI:"):
-            self._indexes.put_nowait(int(code.line.rsplit(",", 1)[1]))
+            index = code.line.rsplit(",", 1)[-1].strip()
+            if not index.isdigit():
+                logger.warning("modem: a garbled indication, %r; the next poll's sweep "
+                               "reads the SIM", code.line)
+                return
+            self._indexes.put_nowait(int(index))
         elif code.line.startswith("+CDS:") and code.pdu:
             try:
                 message = pdu.decode(code.pdu)

@@ -42,6 +42,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="seconds the modem has to answer a command before the port is "
                         "opened again (default: 10)")
+    parser.add_argument("--poll", type=float, default=15.0,
+                        help="seconds between polls of the signal, the registration and the "
+                        "SIM's messages (default: 15)")
     parser.add_argument("--max-backoff", type=float, default=30.0,
                         help="most seconds between attempts to reopen the modem or reach "
                         "the router (default: 30)")
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return FATAL
     config = Config(device=options.device, router_url=options.router_url, token=options.token,
                     baud=options.baud, pin=options.pin, listen=options.listen,
-                    spool=options.spool, timeout=options.timeout,
+                    spool=options.spool, timeout=options.timeout, poll=options.poll,
                     max_backoff=options.max_backoff)
     try:
         asyncio.run(serve(config))

@@ -49,10 +49,13 @@ class Spool:
             os.fsync(file.fileno())
         os.replace(temporary, self.path)
 
-    def keep_inbound(self, message_id: str, payload: dict[str, Any]) -> None:
-        if message_id not in self.inbound:
-            self.inbound[message_id] = payload
-            self.save()
+    def keep_inbound(self, message_id: str, payload: dict[str, Any]) -> bool:
+        """Keep a message to post; False when it is kept already."""
+        if message_id in self.inbound:
+            return False
+        self.inbound[message_id] = payload
+        self.save()
+        return True
 
     def drop_inbound(self, message_id: str) -> None:
         if self.inbound.pop(message_id, None) is not None:
