@@ -2,5 +2,5 @@
 serial port and speaks HTTP to smsrouter's ModemBackend (docs/backends/modem.md).
 
 Nothing here imports Django, so the bridge runs on the machine the modem is plugged into
-with only `pip install 'smsrouter[modem]'`.
+with only smsrouter and its `modem` extra installed.
 """

@@ -1,6 +1,6 @@
 """`smsrouter-modem`: the bridge's command line, one process per modem.
 
-It needs neither Django nor the project: only `pip install smsrouter[modem]`, so it can run
+It needs neither Django nor the project, only smsrouter with its `modem` extra, so it can run
 on the small machine the modem is plugged into. It exits 2 when the modem cannot be used
 and starting again would not help (a wrong PIN), so that a supervisor told so stops there
 rather than lock the SIM with a third try.
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from smsrouter.modem.bridge import Config, FatalModemError
     except ImportError as exc:
-        print(f"smsrouter-modem needs its extra ({exc.name} is missing): "
-              "pip install 'smsrouter[modem]'", file=sys.stderr)
+        print(f"smsrouter-modem needs smsrouter's modem extra ({exc.name} is missing): "
+              "pip install -e 'path/to/smsrouter[modem]'", file=sys.stderr)
         return FATAL
     config = Config(device=options.device, router_url=options.router_url, token=options.token,
                     baud=options.baud, pin=options.pin, listen=options.listen,
