@@ -118,10 +118,27 @@ def segments(text: str) -> int:
     return count
 
 
-def split(units: list[bytes], single: int, part: int) -> list[bytes]:
+def parts(text: str) -> tuple[bool, list[bytes]]:
+    """Whether the text goes as GSM-7, and each SMS part's encoded text without its header:
+    septets one per octet, or UTF-16BE. One part when it fits one SMS (160 septets, 140
+    octets of UCS-2); otherwise parts of 153 septets or 67 UTF-16 units, as `segments`
+    counts them, never splitting an escape or a surrogate pair."""
+    if is_gsm7(text):
+        return True, _split(units(text), GSM7_SINGLE, GSM7_PART)
+    return False, _split([char.encode("utf-16-be") for char in text],
+                         UCS2_SINGLE * 2, UCS2_PART * 2)
+
+
+def concatenation_header(reference: int, total: int, number: int) -> bytes:
+    """The user data header of part `number` of `total` (3GPP TS 23.040 9.2.3.24.1): the
+    8-bit-reference concatenation element, IEI 0x00 of 3 octets, `reference`'s low byte."""
+    return bytes([0x05, 0x00, 0x03, reference & 0xFF, total, number])
+
+
+def _split(units: list[bytes], single: int, part: int) -> list[bytes]:
     """Encoded units (a character's septets or UTF-16 octets) joined into one SMS's worth,
     or, when they exceed `single` octets, into parts of at most `part`, never splitting a
-    unit: what `segments` counts."""
+    unit."""
     whole = b"".join(units)
     if len(whole) <= single:
         return [whole]

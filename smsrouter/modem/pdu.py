@@ -272,7 +272,7 @@ def encode_submit(recipient: str, text: str, *, concat_reference: int,
     for number, body in enumerate(parts, start=1):
         header = b""
         if len(parts) > 1:
-            header = bytes([5, CONCAT_8, 3, concat_reference & 0xFF, len(parts), number])
+            header = gsm.concatenation_header(concat_reference, len(parts), number)
         user_data, length = _encode_user_data(alphabet, header, body)
         tpdu = bytes([first | (0x40 if header else 0), 0]) + address + bytes(
             [0, 0x08 if alphabet == UCS2 else 0x00, ONE_WEEK, length]) + user_data
@@ -289,10 +289,11 @@ def encode_deliver(sender: str, text: str, timestamp: datetime, *, concat_refere
     pdus = []
     for number, body in enumerate(parts, start=1):
         header = b""
-        if len(parts) > 1:
+        if len(parts) > 1 and sixteen_bit:
             header = (bytes([6, CONCAT_16, 4]) + (concat_reference & 0xFFFF).to_bytes(2, "big")
-                      if sixteen_bit else bytes([5, CONCAT_8, 3, concat_reference & 0xFF]))
-            header += bytes([len(parts), number])
+                      + bytes([len(parts), number]))
+        elif len(parts) > 1:
+            header = gsm.concatenation_header(concat_reference, len(parts), number)
         user_data, length = _encode_user_data(alphabet, header, body)
         tpdu = bytes([DELIVER | 0x04 | (0x40 if header else 0)]) + address + bytes(
             [0, 0x08 if alphabet == UCS2 else 0x00]) + _encode_timestamp(timestamp) + bytes(
@@ -341,16 +342,12 @@ def _encode_timestamp(when: datetime) -> bytes:
 
 
 def _text_parts(text: str) -> tuple[int, list[bytes]]:
-    """The alphabet and each part's encoded units: septets for GSM-7, UTF-16 for UCS-2,
-    split as smsrouter.gsm counts segments."""
-    if gsm.is_gsm7(text):
-        alphabet, parts = GSM7, gsm.split(gsm.units(text), gsm.GSM7_SINGLE, gsm.GSM7_PART)
-    else:
-        units = [char.encode("utf-16-be") for char in text]
-        alphabet, parts = UCS2, gsm.split(units, gsm.UCS2_SINGLE * 2, gsm.UCS2_PART * 2)
+    """The alphabet and each part's encoded text, as smsrouter.gsm.parts() splits it; a
+    concatenated SMS has 255 parts at most."""
+    gsm7, parts = gsm.parts(text)
     if len(parts) > 255:
         raise PduError(f"the text needs {len(parts)} parts; a concatenated SMS has 255 at most")
-    return alphabet, parts
+    return (GSM7 if gsm7 else UCS2), parts
 
 
 def _encode_user_data(alphabet: int, header: bytes, body: bytes) -> tuple[bytes, int]:

@@ -315,30 +315,15 @@ def _summary(faults: list[str]) -> str:
     return "; ".join(faults[:3]) + more
 
 
-def ucs2_units(text: str) -> list[bytes]:
-    """Each character in UTF-16BE: two octets, or four for a surrogate pair (an emoji)."""
-    return [char.encode("utf-16-be") for char in text]
-
-
 def encode_text(text: str) -> tuple[int, list[bytes]]:
-    """The data_coding and short_message octets of each SMS part, without their UDH.
-
-    One part when the text fits one SMS (160 septets, 140 octets of UCS-2); otherwise
-    parts of 153 septets or 67 UTF-16 units, as `gsm.segments` counts them, never
-    splitting an escape or surrogate pair.
-    """
-    if gsm.is_gsm7(text):
-        return CODING_DEFAULT, gsm.split(gsm.units(text), gsm.GSM7_SINGLE, gsm.GSM7_PART)
-    return CODING_UCS2, gsm.split(ucs2_units(text), gsm.UCS2_SINGLE * 2, gsm.UCS2_PART * 2)
+    """The data_coding and short_message octets of each SMS part, without their UDH, as
+    smsrouter.gsm.parts() splits the text."""
+    gsm7, parts = gsm.parts(text)
+    return (CODING_DEFAULT if gsm7 else CODING_UCS2), parts
 
 
 #: Concatenation information elements (3GPP TS 23.040 9.2.3.24.1, .8): IEI and length.
 CONCATENATION = {0x00: 3, 0x08: 4}
-
-
-def concatenation_udh(reference: int, total: int, number: int) -> bytes:
-    """The 8-bit-reference concatenation header: IEI 0x00, 3 octets, ref, total, this part."""
-    return bytes([0x05, 0x00, 0x03, reference & 0xFF, total, number])
 
 
 def split_udh(octets: bytes) -> tuple[tuple[int, int, int] | None, bytes]:
@@ -406,7 +391,7 @@ def submit_parts(text: str, reference: int, **fields: int | str) -> Iterator[Pdu
     for number, octets in enumerate(parts, start=1):
         esm_class = 0
         if len(parts) > 1:
-            octets = concatenation_udh(reference, len(parts), number) + octets
+            octets = gsm.concatenation_header(reference, len(parts), number) + octets
             esm_class = ESM_UDHI
         yield Pdu(Command.SUBMIT_SM, fields={
             **fields, "esm_class": esm_class, "data_coding": coding, "short_message": octets})
