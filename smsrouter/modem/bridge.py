@@ -141,16 +141,18 @@ class Bridge:
 
     # The modem session.
     async def keep_modem(self) -> None:
-        """Open the modem and serve it, again and again, until a fatal error."""
+        """Open the modem and serve it, again and again, until a fatal error. The backoff
+        starts afresh after a session that got the modem ready."""
         attempt = 0
         while True:
             try:
-                await self._session()
-                attempt = 0
+                await self._session()  # it ends only by raising
             except FatalModemError:
                 raise
             except (OSError, ModemGone, TimeoutError, AtError, pdu.PduError,
                     ValueError, IndexError) as exc:  # the last two: answers garbled
+                if self.health.modem == "ready":
+                    attempt = 0
                 self.health.modem, self.health.error = "reopening", str(exc) or type(exc).__name__
                 logger.warning("modem %s: %s; reopening", self.config.device, self.health.error)
             finally:
