@@ -58,6 +58,8 @@ def is_tester(backend_name: str) -> bool:
 
 
 def on_messages_changed(sender: type, messages: Iterable[Message], **kwargs: Any) -> None:
+    if _nobody_watches(channel_layer()):  # a shell, a bulk send: no frame to make
+        return
     frames = [
         (m.connection.backend.name, m.connection.identity, as_json(m))
         for m in messages if is_tester(m.connection.backend.name)
@@ -77,9 +79,9 @@ def _publish(frames: list[tuple[str, str, dict[str, Any]]]) -> None:
     otherwise fill the log with one per commit."""
     try:
         layer = channel_layer()
-        in_memory = isinstance(layer, InMemoryChannelLayer)
-        if in_memory and not layer.groups:
+        if _nobody_watches(layer):
             return
+        in_memory = isinstance(layer, InMemoryChannelLayer)
         grouped = [(group(name, identity), frame) for name, identity, frame in frames]
         if in_memory:
             grouped = [(name, frame) for name, frame in grouped if layer.groups.get(name)]
@@ -88,6 +90,12 @@ def _publish(frames: list[tuple[str, str, dict[str, Any]]]) -> None:
     except Exception as exc:
         logger.warning("live update of %d message(s) not published: %s: %s",
                        len(frames), type(exc).__name__, exc)
+
+
+def _nobody_watches(layer: BaseChannelLayer) -> bool:
+    """Whether no page in this process can be watching: an in-memory layer with no group.
+    Any other layer may reach pages in other processes."""
+    return isinstance(layer, InMemoryChannelLayer) and not layer.groups
 
 
 async def _send_all(layer: BaseChannelLayer, frames: list[tuple[str, dict[str, Any]]]) -> None:
