@@ -25,6 +25,7 @@ from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F
 from django.db.models.constants import OnConflict
+from django.utils import timezone
 
 from smsrouter import connectionrow
 from smsrouter.models import OPTED_OUT, Connection, Direction, Message, Status
@@ -41,6 +42,16 @@ _INSERTED = [field for field in _meta.concrete_fields if not field.primary_key]
 _DECIDED: dict[int, Any] = {
     _INSERTED.index(_meta.get_field(name)): failed
     for name, failed in (("status", str(Status.FAILED)), ("error", OPTED_OUT), ("attempts", 0))}
+#: The names of the fields whose preparation for the database gives back a plain str or
+#: int (or None) unchanged, on every database Django supports: text, integers and keys.
+_PLAIN = frozenset(field.name for field in _meta.concrete_fields if field.get_internal_type() in (
+    "CharField", "TextField", "PositiveSmallIntegerField", "ForeignKey"))
+#: How each of _INSERTED gets its value: (field, attname, stamped with the time at INSERT
+#: as auto_now and auto_now_add are, plain).
+_PLAN = [(field, field.attname,
+          getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False),
+          field.name in _PLAIN)
+         for field in _INSERTED]
 
 
 def insert(records: Sequence[Message]) -> None:
@@ -66,12 +77,13 @@ def insert(records: Sequence[Message]) -> None:
     sql = _insert_sql.get(connection.vendor) or _make_insert_sql(connection)
     size = max(1, min(ROWS_PER_INSERT, connection.ops.bulk_batch_size(_INSERTED, records)))
     chunks = [records[start:start + size] for start in range(0, len(records), size)]
+    now = timezone.now()
+    stamp = _meta.get_field("created_at").get_db_prep_save(now, connection)
     with _together(connection, len(chunks)), connection.cursor() as cursor:
         for chunk in chunks:
             rows, params = [], []
             for record in chunk:
-                values = [field.get_db_prep_save(field.pre_save(record, True), connection)
-                          for field in _INSERTED]
+                values = _values(record, now, stamp, connection)
                 if connectionrow.checked(record):
                     rows.append(sql.checked)
                     for n, value in enumerate(values):
@@ -92,6 +104,31 @@ def insert(records: Sequence[Message]) -> None:
                     connectionrow.fail(record)
                 if record.direction == Direction.IN:
                     connectionrow.set_read(record, *read)
+
+
+def _values(record: Message, now: datetime, stamp: Any, connection: BaseDatabaseWrapper) -> list[Any]:
+    """The record's values for its INSERT, as `Model.save()` would prepare them, its times
+    stamped `now` (one instant for the whole INSERT).
+
+    The time is prepared once per INSERT, not once per row and field: Django's per-field
+    preparation was a tenth of `incoming()`'s time, in a profile of
+    bench/routing_vs_rapidsms.py.
+    """
+    values = []
+    for field, attname, stamped, plain in _PLAN:
+        if stamped:
+            setattr(record, attname, now)
+            values.append(stamp)
+        else:
+            values.append(_prepared(field, getattr(record, attname), connection, plain))
+    return values
+
+
+def _prepared(field: Any, value: Any, connection: BaseDatabaseWrapper, plain: bool) -> Any:
+    """`field.get_db_prep_save(value)`, without its calls where they give back the value."""
+    if plain and (value is None or type(value) in (str, int)):
+        return value
+    return field.get_db_prep_save(value, connection)
 
 
 @dataclass(frozen=True)
@@ -129,21 +166,35 @@ def update(ids: Sequence[int], values: dict[str, Any], *, only_status: Sequence[
     if not ids:
         return
     connection = _connection()
-    quote = connection.ops.quote_name
-    fields = [_meta.get_field(name) for name in values]
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    prepared = [field.get_db_prep_save(values[field.name], connection) for field in fields]
-    condition = ""
-    if only_status:
-        condition = f" AND {quote(_meta.get_field('status').column)} IN ({_marks(only_status)})"
+    prepared = [_prepared(_meta.get_field(name), value, connection, name in _PLAIN)
+                for name, value in values.items()]
     chunks = list(_chunked(ids, IDS_PER_UPDATE))
     with _together(connection, len(chunks)), connection.cursor() as cursor:
         for chunk in chunks:
-            cursor.execute(
-                f"UPDATE {quote(_meta.db_table)} SET {assignments} "
-                f"WHERE {quote(_meta.pk.column)} IN ({_marks(chunk)}){condition}",
-                [*prepared, *chunk, *only_status],
-            )
+            cursor.execute(_update_sql(connection, tuple(values), len(chunk), len(only_status)),
+                           [*prepared, *chunk, *only_status])
+
+
+#: The UPDATE texts made so far, by vendor and shape; bounded, as the id counts vary.
+_update_texts: dict[tuple[str, tuple[str, ...], int, int], str] = {}
+
+
+def _update_sql(connection: BaseDatabaseWrapper, names: tuple[str, ...], ids: int, statuses: int) -> str:
+    """The UPDATE's text, made once per shape: put together for every call, it cost as
+    much as the statement's own work on SQLite. Most shapes are of one id or a few."""
+    key = (connection.vendor, names, ids, statuses)
+    if (sql := _update_texts.get(key)) is not None:
+        return sql
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(_meta.get_field(name).column)} = %s" for name in names)
+    condition = ""
+    if statuses:
+        condition = f" AND {quote(_meta.get_field('status').column)} IN ({', '.join(['%s'] * statuses)})"
+    sql = (f"UPDATE {quote(_meta.db_table)} SET {assignments} "
+           f"WHERE {quote(_meta.pk.column)} IN ({', '.join(['%s'] * ids)}){condition}")
+    if len(_update_texts) < 512:
+        _update_texts[key] = sql
+    return sql
 
 
 def claim(ids: Sequence[int], now: datetime) -> list[int]:
