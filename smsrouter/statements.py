@@ -43,14 +43,17 @@ _DECIDED: dict[int, Any] = {
     _INSERTED.index(_meta.get_field(name)): failed
     for name, failed in (("status", str(Status.FAILED)), ("error", OPTED_OUT), ("attempts", 0))}
 #: The names of the fields whose preparation for the database gives back a plain str or
-#: int (or None) unchanged, on every database Django supports: text, integers and keys.
+#: int unchanged, on every database Django supports: text, integers and keys. None too,
+#: and for every other field but JSON (where None may mean JSON's null).
 _PLAIN = frozenset(field.name for field in _meta.concrete_fields if field.get_internal_type() in (
     "CharField", "TextField", "PositiveSmallIntegerField", "ForeignKey"))
+_NONE_IS_NULL = frozenset(field.name for field in _meta.concrete_fields
+                          if field.get_internal_type() != "JSONField")
 #: How each of _INSERTED gets its value: (field, attname, stamped with the time at INSERT
-#: as auto_now and auto_now_add are, plain).
+#: as auto_now and auto_now_add are, plain, None is NULL).
 _PLAN = [(field, field.attname,
           getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False),
-          field.name in _PLAIN)
+          field.name in _PLAIN, field.name in _NONE_IS_NULL)
          for field in _INSERTED]
 
 
@@ -115,18 +118,22 @@ def _values(record: Message, now: datetime, stamp: Any, connection: BaseDatabase
     bench/routing_vs_rapidsms.py.
     """
     values = []
-    for field, attname, stamped, plain in _PLAN:
+    for field, attname, stamped, plain, none_is_null in _PLAN:
         if stamped:
             setattr(record, attname, now)
             values.append(stamp)
         else:
-            values.append(_prepared(field, getattr(record, attname), connection, plain))
+            values.append(_prepared(field, getattr(record, attname), connection, plain, none_is_null))
     return values
 
 
-def _prepared(field: Any, value: Any, connection: BaseDatabaseWrapper, plain: bool) -> Any:
+def _prepared(field: Any, value: Any, connection: BaseDatabaseWrapper, plain: bool,
+              none_is_null: bool) -> Any:
     """`field.get_db_prep_save(value)`, without its calls where they give back the value."""
-    if plain and (value is None or type(value) in (str, int)):
+    if value is None:
+        if none_is_null:
+            return None
+    elif plain and type(value) in (str, int):
         return value
     return field.get_db_prep_save(value, connection)
 
@@ -166,7 +173,7 @@ def update(ids: Sequence[int], values: dict[str, Any], *, only_status: Sequence[
     if not ids:
         return
     connection = _connection()
-    prepared = [_prepared(_meta.get_field(name), value, connection, name in _PLAIN)
+    prepared = [_prepared(_meta.get_field(name), value, connection, name in _PLAIN, name in _NONE_IS_NULL)
                 for name, value in values.items()]
     chunks = list(_chunked(ids, IDS_PER_UPDATE))
     with _together(connection, len(chunks)), connection.cursor() as cursor:
