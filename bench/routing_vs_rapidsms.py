@@ -19,6 +19,11 @@ INSERTed "sending"; then the reply's UPDATE to "sent" (autocommit). 4 statements
 commits; a number's Connection is read and made once, then cached, as smsrouter caches it.
 Both smsrouter rows show their share of it.
 
+The last row runs the same statements and commits through Django's cursor and
+`transaction.atomic()` instead of raw sqlite3: what Django's database layer alone costs,
+before any model, router or app. It shows how much of the gap to the ceiling no router
+built on Django can close.
+
 Usage: .venv/bin/python bench/routing_vs_rapidsms.py [-n 5000] [-r 3] [--json PATH]
 """
 
@@ -57,6 +62,7 @@ print(time.perf_counter() - started)
 
 CEILING = """
 import os, sqlite3, sys, time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 sys.path.insert(0, {root!r})
 os.environ.update(DJANGO_SETTINGS_MODULE="demo.settings", DATABASE_URL="sqlite:///" + sys.argv[1],
@@ -64,27 +70,52 @@ os.environ.update(DJANGO_SETTINGS_MODULE="demo.settings", DATABASE_URL="sqlite:/
 import django
 django.setup()
 from django.core.management import call_command
-from django.db import connections
+from django.db import connection as django_db, connections, transaction as django_transaction
 call_command("migrate", verbosity=0)
-connections.close_all()
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL"):
-    db.execute("PRAGMA " + pragma)
-db.execute("INSERT OR IGNORE INTO smsrouter_backend (name) VALUES ('httptester-public')")
-(backend,), = db.execute("SELECT id FROM smsrouter_backend WHERE name = 'httptester-public'")
 insert = ("INSERT INTO smsrouter_message (direction, backend_id, connection_id, text, segments, "
           "status, external_id, in_response_to_id, fields, error, attempts, due_at, sent_at, "
           "reported_at, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, NULL, ?, '{{}}', '', ?, "
           "NULL, NULL, NULL, ?, ?) RETURNING id")
+handled = ("UPDATE smsrouter_message SET status = 'handled', error = '', fields = '{{}}', "
+           "updated_at = ? WHERE id = ?")
+sent = ("UPDATE smsrouter_message SET status = 'sent', error = '', due_at = NULL, sent_at = ?, "
+        "updated_at = ? WHERE id = ? AND status IN ('queued', 'sending')")
+connection_sql = "SELECT id FROM smsrouter_connection WHERE backend_id = ? AND identity = ?"
+new_connection = "INSERT INTO smsrouter_connection (backend_id, identity) VALUES (?, ?) RETURNING id"
+
+if sys.argv[3:] == ["django"]:  # the statements through Django's cursor and atomic()
+    insert, handled, sent, connection_sql, new_connection = (
+        sql.replace("?", "%s") for sql in (insert, handled, sent, connection_sql, new_connection))
+
+    def run(sql, params):
+        with django_db.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+
+    transaction = django_transaction.atomic
+else:
+    connections.close_all()
+    db = sqlite3.connect(sys.argv[1], isolation_level=None)
+    for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL"):
+        db.execute("PRAGMA " + pragma)
+
+    def run(sql, params):
+        return db.execute(sql, params).fetchall()
+
+    @contextmanager
+    def transaction():
+        db.execute("BEGIN IMMEDIATE")
+        yield
+        db.execute("COMMIT")
+
+run(("INSERT OR IGNORE INTO smsrouter_backend (name) VALUES (?)"), ("httptester-public",))
+(backend,), = run("SELECT id FROM smsrouter_backend WHERE name = 'httptester-public'", ())
 known = {{}}
 
 def connection_of(identity):
     if identity not in known:
-        found = db.execute("SELECT id FROM smsrouter_connection WHERE backend_id = ? AND identity = ?",
-                           (backend, identity)).fetchall()
-        known[identity] = found[0][0] if found else db.execute(
-            "INSERT INTO smsrouter_connection (backend_id, identity) VALUES (?, ?) RETURNING id",
-            (backend, identity)).fetchone()[0]
+        found = run(connection_sql, (backend, identity))
+        known[identity] = found[0][0] if found else run(new_connection, (backend, identity))[0][0]
     return known[identity]
 
 def now():
@@ -92,18 +123,14 @@ def now():
 
 def echo(identity, text):
     connection, at = connection_of(identity), now()
-    (pk,), = db.execute(insert, ("in", backend, connection, text, "received", None, 0, at, at))
-    db.execute("BEGIN IMMEDIATE")
+    (pk,), = run(insert, ("in", backend, connection, text, "received", None, 0, at, at))
+    with transaction():
+        at = now()
+        run(handled, (at, pk))
+        (reply,), = run(insert, ("out", backend, connection, text.removeprefix("echo "),
+                                 "sending", pk, 1, at, at))
     at = now()
-    db.execute("UPDATE smsrouter_message SET status = 'handled', error = '', fields = '{{}}', "
-               "updated_at = ? WHERE id = ?", (at, pk))
-    (reply,), = db.execute(insert, ("out", backend, connection, text.removeprefix("echo "),
-                                    "sending", pk, 1, at, at))
-    db.execute("COMMIT")
-    at = now()
-    db.execute("UPDATE smsrouter_message SET status = 'sent', error = '', due_at = NULL, "
-               "sent_at = ?, updated_at = ? WHERE id = ? AND status IN ('queued', 'sending')",
-               (at, at, reply))
+    run(sent, (at, at, reply))
 
 echo("+10", "echo warm")
 started = time.perf_counter()
@@ -141,8 +168,9 @@ def main() -> None:
     tuned = timed(peer, args.n, args.runs)
     untuned = timed(peer, args.n, args.runs, "django-defaults")
     ours = args.n / timed([sys.executable, "-c", OURS.format(root=str(ROOT))], args.n, args.runs)
-    ceiling = args.n / timed([sys.executable, "-c", CEILING.format(root=str(ROOT))], args.n,
-                             args.runs)
+    ceiling_command = [sys.executable, "-c", CEILING.format(root=str(ROOT))]
+    ceiling = args.n / timed(ceiling_command, args.n, args.runs)
+    through_django = args.n / timed(ceiling_command, args.n, args.runs, "django")
     name = f"incoming() vs receive(), {args.n:,} messages: echo + keyword handler + message log"
     writes = {"shape": "lifecycle", "per_item": 2}
     of = "raw sqlite3, incoming()'s statements and commits for an echoed SMS, no router"
@@ -153,6 +181,9 @@ def main() -> None:
                  ours, "msg/s", peer=args.n / untuned, ceiling=ceiling, ceiling_of=of,
                  db_writes=writes),
         rows.row("in-process routing", f"ceiling: {of}, {args.n:,} messages", ceiling, "msg/s"),
+        rows.row("in-process routing", f"ceiling through Django: the same statements and "
+                 f"commits through Django's cursor and atomic(), {args.n:,} messages",
+                 through_django, "msg/s"),
     ], args.json)
 
 
