@@ -62,9 +62,7 @@ TEMPLATES = [
 ]
 
 # Under ASGI each request's blocking code runs in a thread of its own, so persistent
-# connections would pile up, one per thread: PostgreSQL gets a pool instead. SQLite's are
-# kept: a connection is a file handle, and closing the last one after every webhook batch
-# checkpointed the WAL each time (bench/README.md, "Where the time goes").
+# connections would pile up, one per thread: PostgreSQL gets a pool instead.
 DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 2, "max_size": 20}}
@@ -75,7 +73,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
     }
-    DATABASES["default"]["CONN_MAX_AGE"] = None
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
