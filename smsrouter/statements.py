@@ -187,8 +187,8 @@ _update_texts: dict[tuple[str, tuple[str, ...], int, int], str] = {}
 
 
 def _update_sql(connection: BaseDatabaseWrapper, names: tuple[str, ...], ids: int, statuses: int) -> str:
-    """The UPDATE's text, made once per shape: put together for every call, it cost as
-    much as the statement's own work on SQLite. Most shapes are of one id or a few."""
+    """The UPDATE's text, made once per shape rather than put together for every call
+    (quoting each column again); most shapes are of one id or a few."""
     key = (connection.vendor, names, ids, statuses)
     if (sql := _update_texts.get(key)) is not None:
         return sql
