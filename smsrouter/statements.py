@@ -111,7 +111,8 @@ def insert(records: Sequence[Message]) -> None:
 
 def _values(record: Message, now: datetime, stamp: Any, connection: BaseDatabaseWrapper) -> list[Any]:
     """The record's values for its INSERT, as `Model.save()` would prepare them, its times
-    stamped `now` (one instant for the whole INSERT).
+    stamped `now` (one instant for the whole INSERT; `stamp` is it prepared, the same for
+    both stamped fields, created_at and updated_at, as both are DateTimeFields).
 
     The time is prepared once per INSERT, not once per row and field: Django's per-field
     preparation was a tenth of `incoming()`'s time, in a profile of
@@ -196,9 +197,9 @@ def _update_sql(connection: BaseDatabaseWrapper, names: tuple[str, ...], ids: in
     assignments = ", ".join(f"{quote(_meta.get_field(name).column)} = %s" for name in names)
     condition = ""
     if statuses:
-        condition = f" AND {quote(_meta.get_field('status').column)} IN ({', '.join(['%s'] * statuses)})"
+        condition = f" AND {quote(_meta.get_field('status').column)} IN ({_marks(range(statuses))})"
     sql = (f"UPDATE {quote(_meta.db_table)} SET {assignments} "
-           f"WHERE {quote(_meta.pk.column)} IN ({', '.join(['%s'] * ids)}){condition}")
+           f"WHERE {quote(_meta.pk.column)} IN ({_marks(range(ids))}){condition}")
     if len(_update_texts) < 512:
         _update_texts[key] = sql
     return sql
