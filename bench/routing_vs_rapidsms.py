@@ -82,10 +82,13 @@ sent = ("UPDATE smsrouter_message SET status = 'sent', error = '', due_at = NULL
         "updated_at = ? WHERE id = ? AND status IN ('queued', 'sending')")
 connection_sql = "SELECT id FROM smsrouter_connection WHERE backend_id = ? AND identity = ?"
 new_connection = "INSERT INTO smsrouter_connection (backend_id, identity) VALUES (?, ?) RETURNING id"
+new_backend = "INSERT OR IGNORE INTO smsrouter_backend (name) VALUES (?)"
+backend_sql = "SELECT id FROM smsrouter_backend WHERE name = ?"
 
 if sys.argv[3:] == ["django"]:  # the statements through Django's cursor and atomic()
-    insert, handled, sent, connection_sql, new_connection = (
-        sql.replace("?", "%s") for sql in (insert, handled, sent, connection_sql, new_connection))
+    insert, handled, sent, connection_sql, new_connection, new_backend, backend_sql = (
+        sql.replace("?", "%s")
+        for sql in (insert, handled, sent, connection_sql, new_connection, new_backend, backend_sql))
 
     def run(sql, params):
         with django_db.cursor() as cursor:
@@ -108,8 +111,8 @@ else:
         yield
         db.execute("COMMIT")
 
-run(("INSERT OR IGNORE INTO smsrouter_backend (name) VALUES (?)"), ("httptester-public",))
-(backend,), = run("SELECT id FROM smsrouter_backend WHERE name = 'httptester-public'", ())
+run(new_backend, ("httptester-public",))
+(backend,), = run(backend_sql, ("httptester-public",))
 known = {{}}
 
 def connection_of(identity):
