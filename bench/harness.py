@@ -340,6 +340,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.answer: asyncio.Future[int] | None = None
         self.closed = False
+        self.idle_since = 0.0  # time.monotonic() of its last answer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -371,6 +372,14 @@ class _Connection(asyncio.Protocol):
         self.answer = asyncio.get_running_loop().create_future()
         self.transport.write(raw)
         return self.answer
+
+
+#: Seconds a kept-alive connection may sit idle and still be used: below the servers' own
+#: idle timeouts (uvicorn closes one after 5 s). A request written on a connection the
+#: server is closing at that moment gets no answer, and would count as one the server
+#: failed to answer; browsers and HTTP clients give up on idle connections early for the
+#: same reason.
+REUSE_WITHIN = 2.0
 
 
 class _Client:
@@ -408,6 +417,7 @@ class _Client:
                     connection.transport.close()
                 return
             if not connection.closed:
+                connection.idle_since = time.monotonic()
                 self.idle.append(connection)
         result.latencies.append(time.perf_counter() - due)
         result.statuses[status] = result.statuses.get(status, 0) + 1
@@ -417,11 +427,18 @@ class _Client:
             result.failed += 1
 
     def _idle_connection(self) -> _Connection | None:
-        """A kept-alive connection the server has not closed meanwhile, if there is one."""
+        """The most recently answered kept-alive connection, if one is fresh enough
+        (REUSE_WITHIN) and the server has not closed it meanwhile; older ones are closed."""
         while self.idle:
             connection = self.idle.pop()
-            if not connection.closed and not connection.transport.is_closing():
+            if connection.closed or connection.transport.is_closing():
+                continue
+            if time.monotonic() - connection.idle_since <= REUSE_WITHIN:
                 return connection
+            # Every connection below it in the stack has been idle longer still.
+            for stale in [connection, *self.idle]:
+                stale.transport.close()
+            self.idle.clear()
         return None
 
     def close(self) -> None:
