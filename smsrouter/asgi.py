@@ -25,6 +25,7 @@ may import it before Django is set up; what does is imported where it is used.
 """
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,14 @@ class ResourceLifespan:
 
     Apps are instantiated once per server process here; their resources are served by the
     same instances. A failing activate() fails the startup with its reason.
+
+    Once started, what the process has made so far (Django's modules, models and URLconf,
+    the apps, the backends) lives as long as it serves, so it is frozen out of the cyclic
+    garbage collector's sight (gc.freeze()), until shutdown. A full collection otherwise
+    walks all of it while both threads wait, and so do the answers in flight: on uvicorn
+    x1 at a fixed 1,000 msg/s, full collections took 53 to 135 ms each without it and 5 to
+    92 ms with it (bench/README.md). The collector's thresholds, a policy of the process,
+    are left alone.
     """
 
     def __init__(self, apps: dict[str, App]) -> None:
@@ -90,6 +99,8 @@ class ResourceLifespan:
             await self._activate(backends[name], f"Backend {name!r}")
         self.scheduler = Scheduler(dispatch.server_duties())
         await self.scheduler.start()
+        gc.collect()  # the garbage of start-up is freed, not frozen with the rest
+        gc.freeze()
 
     async def _activate(self, target: App | Any, what: str) -> None:
         try:
@@ -99,6 +110,7 @@ class ResourceLifespan:
         self.active.append(target)
 
     async def shutdown(self) -> None:
+        gc.unfreeze()  # collectable again, for a process that starts another application
         if self.scheduler is not None:
             await self.scheduler.stop()
             self.scheduler = None
