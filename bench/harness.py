@@ -377,8 +377,7 @@ class _Connection(asyncio.Protocol):
 #: Seconds a kept-alive connection may sit idle and still be used: below the servers' own
 #: idle timeouts (uvicorn closes one after 5 s). A request written on a connection the
 #: server is closing at that moment gets no answer, and would count as one the server
-#: failed to answer; browsers and HTTP clients give up on idle connections early for the
-#: same reason.
+#: failed to answer.
 REUSE_WITHIN = 2.0
 
 
